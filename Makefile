@@ -1,0 +1,53 @@
+# The course's commands. `make test` and `make demo` do all their own set-up on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned so pip takes the CPU build on disk instead of downloading a multi-GB CUDA build.
+TORCH := torch==2.13.0
+NBDEV_WORKERS ?= 2
+
+.PHONY: test demo docs lab install export clean-nbs check-drift pytest nbtest bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python settings.ini setup.py
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Every notebook (cells flagged slow/gpu/fullimdb are skipped), then the pytest suite.
+test: install
+	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --do_print --timing
+	$(BIN)/python -m pytest tests/ -q
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --do_print --timing
+
+pytest: install
+	$(BIN)/python -m pytest tests/ -q
+
+# The ULMFiT pipeline on the IMDb sample shipped inside the package, on CPU.
+demo: install
+	$(BIN)/ulmfit-lit demo
+
+# The site, offline: nbdev processes the notebooks, smalldocs renders them with the same _quarto.yml.
+docs: install
+	$(BIN)/python tools/build_docs.py
+
+lab: install
+	$(BIN)/jupyter lab nbs
+
+# Notebooks -> package, and cleaned notebooks; `check-drift` fails if either changes the tree.
+export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+check-drift: export
+	git diff --exit-code -- ulmfit_lit nbs
+
+bench: install
+	$(BIN)/python bench/tokenize.py

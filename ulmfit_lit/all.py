@@ -1,0 +1,4 @@
+"""Everything a notebook needs, so `from ulmfit_lit.all import *` serves fastai's text tutorial code.
+
+Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
+"""
