@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on disk instead of downloading a multi-GB CUDA build.
 TORCH := torch==2.13.0
 NBDEV_WORKERS ?= 2
+# Notebooks and tests never touch the real home: they use .test_home, where the shared archives are linked.
+SHARED ?= $(abspath ../shared)
+TEST_HOME := $(CURDIR)/.test_home
+export ULMFIT_LIT_SHARED := $(SHARED)
 
-.PHONY: test demo docs lab install export clean-nbs check-drift pytest nbtest bench
+.PHONY: test test-home demo docs lab install export clean-nbs check-drift pytest nbtest bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,12 +24,15 @@ $(VENV)/.installed: $(BIN)/python settings.ini setup.py
 install: $(VENV)/.installed
 
 # Every notebook (cells flagged slow/gpu/fullimdb are skipped), then the pytest suite.
-test: install
-	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --do_print --timing
-	$(BIN)/python -m pytest tests/ -q
+test: nbtest pytest
 
-nbtest: install
-	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --do_print --timing
+test-home:
+	@mkdir -p $(TEST_HOME)/archive
+	@if [ -f $(SHARED)/data/imdb.tgz ]; then ln -sf $(SHARED)/data/imdb.tgz $(TEST_HOME)/archive/imdb.tgz; \
+	else echo "note: $(SHARED)/data/imdb.tgz not found; cells and tests that need the full IMDb will be skipped"; fi
+
+nbtest: install test-home
+	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --do_print --timing
 
 pytest: install
 	$(BIN)/python -m pytest tests/ -q

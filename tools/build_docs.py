@@ -1,0 +1,39 @@
+"""Build the documentation site offline into _docs/.
+
+nbdev processes the notebooks (show_doc, hidden cells, exports) into _proc/, exactly as `nbdev_docs` does before it
+calls Quarto; then the pure-Python `smalldocs` builder renders _proc/ with the same _quarto.yml. Users who have
+Quarto can run `nbdev_docs` instead and get the same site from the same files.
+"""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from nbdev.config import get_config
+from nbdev.quarto import nbdev_readme, nbdev_sidebar, refresh_quarto_yml
+from nbdev.serve import proc_nbs
+
+
+def main():
+    cfg = get_config()
+    root = cfg.config_path
+    refresh_quarto_yml()                      # nbs/nbdev.yml from settings.ini
+    nbdev_sidebar()                           # nbs/sidebar.yml listing the chapters
+    proc = root/'_proc'
+    if proc.exists(): shutil.rmtree(proc)
+    proc_nbs(path=str(cfg.nbs_path), n_workers=1, force=True)
+    for name in ('nbdev.yml', 'sidebar.yml'):  # proc_nbs copies the folder; make sure the metadata files came along
+        src = cfg.nbs_path/name
+        if src.exists(): shutil.copy(src, proc/name)
+    smalldocs = Path(sys.executable).parent/'smalldocs'
+    subprocess.run([str(smalldocs if smalldocs.exists() else 'smalldocs'), 'render', '--quiet', str(proc)], check=True)
+    site = proc/cfg.doc_path.name             # nbdev.yml sets the output-dir to doc_path (_docs)
+    if not site.exists(): sys.exit(f'smalldocs wrote no {site}')
+    out = root/cfg.doc_path.name
+    if out.exists(): shutil.rmtree(out)
+    shutil.move(str(site), str(out))
+    print(f'site written to {out} ({len(list(out.rglob("*.html")))} pages)')
+
+
+if __name__ == '__main__':
+    main()
