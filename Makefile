@@ -52,9 +52,10 @@ lab: install
 export: install
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
+	$(BIN)/python tools/make_readme.py
 
 check-drift: export
-	git diff --exit-code -- ulmfit_lit nbs
+	git diff --exit-code -- ulmfit_lit nbs README.md
 
 bench: install
 	$(BIN)/python bench/tokenize.py
