@@ -2,4 +2,5 @@
 
 Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
 """
+from .awd_lstm import *
 from .learner import *
