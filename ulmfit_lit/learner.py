@@ -574,7 +574,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #b3281f3d
+# %% ../nbs/04_learner.ipynb #c9c57098
 class CrossEntropyLossFlat(nn.Module):
     "Cross-entropy over the last axis, flattening every other axis (for LM and classifier outputs alike)."
     def __init__(self, ignore_index: int = -100): super().__init__(); self.ignore_index = ignore_index
@@ -896,12 +896,13 @@ class Learner:
         if created: dist.init_process_group(backend or ('nccl' if dev.type == 'cuda' else 'gloo'))
         rank = dist.get_rank()
         if dev.type == 'cuda': torch.cuda.set_device(dev)
-        old = self.model, self.dls, self.quiet, self.opt
+        old = self.model, self.dls, self.quiet
+        # the optimizer keeps working: DDP wraps the same parameter objects and averages their gradients in backward
         self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
-        self.dls, self.quiet, self.opt = DistributedDataLoaders(self.dls, rank, world), self.quiet or rank != 0, None
+        self.dls, self.quiet = DistributedDataLoaders(self.dls, rank, world), self.quiet or rank != 0
         try: yield self
         finally:
-            self.model, self.dls, self.quiet = old[0], old[1], old[2]
+            self.model, self.dls, self.quiet = old
             if created: dist.destroy_process_group()
 
 def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
