@@ -79,17 +79,25 @@ class PlainAdam(torch.optim.Optimizer):
                 debias1, debias2 = 1 - mom**s['step'], 1 - sqr_mom**s['step']   # with *today's* mom
                 p.addcdiv_(s['grad_avg'], (s['sqr_avg']/debias2).sqrt() + eps, value=-lr/debias1)
 
-# %% ../nbs/04_learner.ipynb #8a2a4ed6
+# %% ../nbs/04_learner.ipynb #787c3adb
+def _fused_ok(params) -> bool:
+    "True when every parameter is a floating-point tensor on CPU or CUDA, all on one device type (fused AdamW's needs)."
+    ps = [p for g in params for p in (g['params'] if isinstance(g, dict) else [g])]
+    return bool(ps) and all(p.is_floating_point() for p in ps) and len({p.device.type for p in ps}) == 1 \
+        and ps[0].device.type in ('cpu', 'cuda')
+
 def Adam(params, lr: float = 1e-3, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
-         wd: float = 0.01) -> torch.optim.Optimizer:
-    "fastai's Adam (decoupled wd, eps outside the root): `torch.optim.AdamW` with fastai's defaults."
-    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)
+         wd: float = 0.01, fused: bool | None = None) -> torch.optim.Optimizer:
+    "fastai's Adam (decoupled wd, eps outside the root): `torch.optim.AdamW` with fastai's defaults, fused when possible."
+    params = list(params)
+    if fused is None: fused = _fused_ok(params)
+    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, fused=fused or None)
 
 def SGD(params, lr: float = 1e-3, mom: float = 0., wd: float = 0.) -> torch.optim.Optimizer:
-    "Plain SGD with (decoupled-free) momentum, for comparisons."
+    "`torch.optim.SGD`: momentum without dampening, as fastai's SGD (but its `wd` is L2, not decoupled)."
     return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
 
-# %% ../nbs/04_learner.ipynb #c9baa9ec
+# %% ../nbs/04_learner.ipynb #32d0de7b
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     "`n` values from `start` to `stop`, evenly spaced on a log scale."
     if n == 1: return np.array([stop])
@@ -108,7 +116,7 @@ def lr_per_group(lr, n_groups: int) -> np.ndarray:
         raise ValueError(f"Got {len(vals)} values for {n_groups} layer groups; pass one number, a slice, or {n_groups} values")
     return vals
 
-# %% ../nbs/04_learner.ipynb #fa848046
+# %% ../nbs/04_learner.ipynb #6a9d1ffb
 norm_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
@@ -123,7 +131,7 @@ def default_splitter(model: nn.Module) -> list:
     "One layer group holding every parameter."
     return [list(model.parameters())]
 
-# %% ../nbs/04_learner.ipynb #118dc2aa
+# %% ../nbs/04_learner.ipynb #0776a14a
 class SchedCos:
     "Cosine from `start` to `end` as `pos` goes from 0 to 1 (start/end may be arrays, one per layer group)."
     def __init__(self, start, end): self.start, self.end = start, end
@@ -161,7 +169,7 @@ def combined_cos(pct: float, start, middle, end) -> combine_scheds:
     "Cosine from `start` to `middle` over `pct` of training, then from `middle` to `end`: one cycle."
     return combine_scheds([pct, 1 - pct], [SchedCos(start, middle), SchedCos(middle, end)])
 
-# %% ../nbs/04_learner.ipynb #afead852
+# %% ../nbs/04_learner.ipynb #2e89983d
 def accuracy(inp: Tensor, targ: Tensor, axis: int = -1) -> Tensor:
     "Fraction of positions where the argmax of `inp` equals `targ` (works for LM and classifier outputs)."
     pred = inp.argmax(dim=axis)
@@ -217,7 +225,7 @@ def as_metric(m) -> Metric:
     if callable(m): return AvgMetric(m)
     raise TypeError(f"metric {m!r}: pass a function f(pred, targ) or a Metric such as Perplexity()")
 
-# %% ../nbs/04_learner.ipynb #3f47463d
+# %% ../nbs/04_learner.ipynb #9c6944bd
 class TrainEvalCallback(Callback):
     "Counts training steps: `learn.train_iter` and `learn.pct_train` (0 at the first batch, 1 at the end)."
     order = -10
@@ -306,7 +314,7 @@ def plt_subplots(*args, **kwargs):
     import matplotlib.pyplot as plt
     return plt.subplots(*args, **kwargs)
 
-# %% ../nbs/04_learner.ipynb #2df1bca7
+# %% ../nbs/04_learner.ipynb #8fa6a68c
 def _in_notebook() -> bool:
     "True inside a Jupyter kernel (where HTML output is rendered)."
     try:
@@ -387,7 +395,7 @@ class ProgressCallback(Callback):
     def after_fit(self, learn):
         if self._active(learn): self._clear_bar()
 
-# %% ../nbs/04_learner.ipynb #e6d4a285
+# %% ../nbs/04_learner.ipynb #f8173911
 class ParamScheduler(Callback):
     "Before each training batch, set each hyper-parameter `name` to `sched(learn.pct_train)`."
     order = 60   # after Recorder (50) in after_batch, so LRFinder sees this batch's smoothed loss
@@ -400,7 +408,7 @@ class ParamScheduler(Callback):
         if not learn.training: return
         for name in self.scheds: self.hps[name].append(learn.hyper(name))
 
-# %% ../nbs/04_learner.ipynb #94046275
+# %% ../nbs/04_learner.ipynb #8fd3ba63
 def unwrap_model(model: nn.Module) -> nn.Module:
     "The model inside a DistributedDataParallel wrapper, or the model itself."
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -436,7 +444,7 @@ class GradientClip(Callback):
         if learn.scaler is not None: learn.scaler.unscale_(learn.opt)   # clip the true gradients, not scaled ones
         nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm, self.norm_type)
 
-# %% ../nbs/04_learner.ipynb #6bbda7ba
+# %% ../nbs/04_learner.ipynb #3ee333f2
 def atomic_save(obj, path) -> Path:
     "`torch.save` to a temporary file beside `path`, flushed to disk, then atomically renamed to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +479,7 @@ class SaveModelCallback(Callback):
         if self.at_end: learn.save(self.fname, with_opt=self.with_opt)
         elif not self.every_epoch and learn.model_file(self.fname).exists(): learn.load(self.fname, with_opt=False)
 
-# %% ../nbs/04_learner.ipynb #b79e56c9
+# %% ../nbs/04_learner.ipynb #17c3129d
 class LRFinder(ParamScheduler):
     "Exponentially growing lr for `num_it` batches; stops when the loss diverges (part of `lr_find`)."
     def __init__(self, start_lr=1e-7, end_lr=10., num_it: int = 100, stop_div: bool = True):
@@ -510,7 +518,7 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> tuple:
 
 SuggestedLRs = namedtuple('SuggestedLRs', ['valley'])
 
-# %% ../nbs/04_learner.ipynb #8c6fde5f
+# %% ../nbs/04_learner.ipynb #b7afeaef
 MODEL_BUILDERS: dict = {}
 
 def register_model_builder(name: str, builder: Callable[..., nn.Module]) -> None:
@@ -540,7 +548,7 @@ class InferenceData:
         self.vocab, self.device, self.train, self.valid = vocab, torch.device(device), [], []
         for k, v in extras.items(): setattr(self, k, v)
 
-# %% ../nbs/04_learner.ipynb #127b1f03
+# %% ../nbs/04_learner.ipynb #818030f8
 def set_seed(s: int, reproducible: bool = False) -> None:
     "Seed Python, NumPy and PyTorch (CPU and CUDA); `reproducible` also makes cuDNN deterministic."
     random.seed(s); np.random.seed(s % (2**32 - 1)); torch.manual_seed(s)
@@ -574,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #c9c57098
+# %% ../nbs/04_learner.ipynb #1a8e01f0
 class CrossEntropyLossFlat(nn.Module):
     "Cross-entropy over the last axis, flattening every other axis (for LM and classifier outputs alike)."
     def __init__(self, ignore_index: int = -100): super().__init__(); self.ignore_index = ignore_index
