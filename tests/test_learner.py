@@ -228,3 +228,15 @@ def test_export_and_load_learner(tmp_path):
     with pytest.raises(TypeError, match='JSON'): record_build(nn.Linear(1, 1), 'x', fn=len)
     state['builder'] = 'nobody'; torch.save(state, tmp_path/'bad.pth')
     with pytest.raises(KeyError, match='nobody'): load_learner(tmp_path/'bad.pth')
+
+def test_save_model_callback_keeps_and_reloads_best(tmp_path):
+    learn = lm_learner(path=tmp_path)
+    every = SaveModelCallback(every_epoch=True, fname='ep')
+    learn.fit(4, 3e-2, cbs=[every, SaveModelCallback(monitor='valid_loss')])
+    vals = [v[1] for v in learn.recorder.values]
+    best = torch.load(tmp_path/'models'/'model.pth', weights_only=True)['model']
+    at_best = torch.load(tmp_path/'models'/f'ep_{int(np.argmin(vals))}.pth', weights_only=True)['model']
+    assert all(torch.equal(best[k], v) for k, v in at_best.items())                      # saved at the best epoch
+    assert all(torch.equal(best[k], v) for k, v in learn.model.state_dict().items())     # and reloaded at the end
+    learn.remove_cb(every)
+    with pytest.raises(ValueError, match='monitor'): learn.fit(1, 1e-3, cbs=SaveModelCallback(monitor='acc'))

@@ -582,7 +582,12 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #1a8e01f0
+# %% ../nbs/04_learner.ipynb #88a1e135
+def _listify(cbs) -> list:
+    "None -> [], one callback -> [it], an iterable -> a list."
+    if cbs is None: return []
+    return [cbs] if isinstance(cbs, Callback) else list(cbs)
+
 class CrossEntropyLossFlat(nn.Module):
     "Cross-entropy over the last axis, flattening every other axis (for LM and classifier outputs alike)."
     def __init__(self, ignore_index: int = -100): super().__init__(); self.ignore_index = ignore_index
@@ -604,7 +609,7 @@ class Learner:
         self.model_dir = model_dir
         metrics = [] if metrics is None else ([metrics] if callable(metrics) or isinstance(metrics, Metric) else list(metrics))
         self.recorder = Recorder(metrics)
-        self.cbs = [TrainEvalCallback(), TerminateOnNaN(), self.recorder, ProgressCallback()] + list(cbs or [])
+        self.cbs = [TrainEvalCallback(), TerminateOnNaN(), self.recorder, ProgressCallback()] + _listify(cbs)
         self.opt, self.scaler, self.precision, self.training = None, None, None, False
         self.epoch, self.loss, self.model_out, self.show_table = 0, None, None, True
         self.layer_groups = None
@@ -789,12 +794,14 @@ class Learner:
             reset_opt: bool = False, start_epoch: int = 0) -> None:
         "Train for `n_epoch` epochs at constant `lr` (default `self.lr`); `cbs` are added for this fit only."
         if not isinstance(n_epoch, int) or n_epoch < 0: raise ValueError(f"n_epoch must be a whole number >= 0, got {n_epoch!r}")
+        device = getattr(self.dls, 'device', None)
+        if device is not None: self.model.to(device)           # as fastai: the model goes where the batches are
         if reset_opt or self.opt is None: self.create_opt()
         wd = self.wd if wd is None else wd
         if wd is not None: self.set_hyper('wd', wd)
         self.set_hyper('lr', self.lr if lr is None else lr)
         self.n_epoch, self.start_epoch, self.loss = n_epoch, start_epoch, None
-        extra = list(cbs or []); self.cbs += extra
+        extra = _listify(cbs); self.cbs += extra
         self._setup_precision()
         try:
             self.callback('before_fit')
@@ -815,7 +822,7 @@ class Learner:
         lr_max = lr_per_group(self.lr if lr_max is None else lr_max, self.n_groups)
         scheds = {'lr': combined_cos(pct_start, lr_max / div, lr_max, lr_max / div_final),
                   'mom': combined_cos(pct_start, *(self.moms if moms is None else moms))}
-        self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + list(cbs or []), reset_opt=reset_opt, wd=wd,
+        self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + _listify(cbs), reset_opt=reset_opt, wd=wd,
                  start_epoch=start_epoch)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -904,6 +911,7 @@ class Learner:
         if created: dist.init_process_group(backend or ('nccl' if dev.type == 'cuda' else 'gloo'))
         rank = dist.get_rank()
         if dev.type == 'cuda': torch.cuda.set_device(dev)
+        self.model.to(dev)
         old = self.model, self.dls, self.quiet
         # the optimizer keeps working: DDP wraps the same parameter objects and averages their gradients in backward
         self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
