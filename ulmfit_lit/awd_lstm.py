@@ -106,7 +106,7 @@ class WeightDropout(nn.Module):
         out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, lstm.bidirectional, True)
         return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid)
 
-# %% ../nbs/03_awd_lstm.ipynb #d1c4b218
+# %% ../nbs/03_awd_lstm.ipynb #cfe407b7
 class EmbeddingDropout(nn.Module):
     "Look words up in `emb`, with whole rows (words) dropped with probability `embed_p` in training."
     def __init__(self, emb: nn.Embedding, embed_p: float):
@@ -115,14 +115,14 @@ class EmbeddingDropout(nn.Module):
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         "Embed `words` (bs, seq_len) -> (bs, seq_len, emb_sz)."
-        weight = self.emb.weight                                  # (vocab, emb_sz)
+        pad = self.emb.padding_idx if self.emb.padding_idx is not None else -1   # the pad row gets no gradient
+        out = F.embedding(words, self.emb.weight, pad)                            # (bs, seq_len, emb_sz)
         if self.training and self.embed_p != 0:
-            weight = weight * dropout_mask(weight.detach(), (weight.size(0), 1), self.embed_p)  # mask (vocab, 1)
-        pad = self.emb.padding_idx if self.emb.padding_idx is not None else -1
-        return F.embedding(words, weight, pad, self.emb.max_norm, self.emb.norm_type,
-                           self.emb.scale_grad_by_freq, self.emb.sparse)
+            mask = dropout_mask(self.emb.weight.detach(), (self.emb.weight.size(0), 1), self.embed_p)  # (vocab, 1)
+            out = out * mask[words]                                               # (bs, seq_len, 1) broadcast
+        return out
 
-# %% ../nbs/03_awd_lstm.ipynb #68f17576
+# %% ../nbs/03_awd_lstm.ipynb #8487a373
 class AWD_LSTM(nn.Module):
     "AWD-LSTM encoder (Merity et al. 2017): embedding, `n_layers` stacked LSTMs with 4 kinds of dropout, hidden state kept."
     initrange = 0.1
@@ -153,6 +153,8 @@ class AWD_LSTM(nn.Module):
         "Encode token ids `inp` (bs, seq_len), or embeddings (bs, seq_len, emb_sz) if `from_embeds`; -> (bs, seq_len, emb_sz)."
         bs = inp.shape[0]
         if bs != self.bs: self._change_hidden(bs)
+        if self.hidden[0][0].device != inp.device:     # the model was moved (.to(device)) since the last call
+            self.hidden = [(h.to(inp.device), c.to(inp.device)) for h, c in self.hidden]
         output = self.input_dp(inp if from_embeds else self.encoder_dp(inp))   # (bs, seq_len, emb_sz)
         new_hidden = []
         for l, (rnn, hid_dp) in enumerate(zip(self.rnns, self.hidden_dps)):
@@ -180,7 +182,7 @@ class AWD_LSTM(nn.Module):
         "Zero the hidden state (call it at the start of each epoch or new text)."
         self.hidden = [(self._zeros(l, self.bs), self._zeros(l, self.bs)) for l in range(self.n_layers)]
 
-# %% ../nbs/03_awd_lstm.ipynb #97d80798
+# %% ../nbs/03_awd_lstm.ipynb #f0cd43ba
 awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1,
                           hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
 
@@ -190,7 +192,7 @@ awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bid
 # Per architecture: its default configs and which config entry is the encoder's output size (the head's input).
 model_meta = {AWD_LSTM: dict(hid_name='emb_sz', config_lm=awd_lstm_lm_config, config_clas=awd_lstm_clas_config)}
 
-# %% ../nbs/03_awd_lstm.ipynb #4a6c4cf5
+# %% ../nbs/03_awd_lstm.ipynb #98e4ac96
 class LinearDecoder(nn.Module):
     "Language-model head: `RNNDropout(output_p)` then a linear layer to `n_out` words, maybe tied to an embedding."
     initrange = 0.1
@@ -209,7 +211,7 @@ class LinearDecoder(nn.Module):
         dp_inp = self.output_dp(input)
         return self.decoder(dp_inp), input, dp_inp
 
-# %% ../nbs/03_awd_lstm.ipynb #b5c3e845
+# %% ../nbs/03_awd_lstm.ipynb #c3c5fcdf
 def check_state_dict(model: nn.Module, state_dict: dict) -> None:
     "Raise a `RuntimeError` naming every key of `state_dict` that is missing, unexpected or of another size than in `model`."
     own, problems = model.state_dict(), []
@@ -241,7 +243,7 @@ class SequentialRNN(nn.Sequential):
         if strict: check_state_dict(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-# %% ../nbs/03_awd_lstm.ipynb #3995a2af
+# %% ../nbs/03_awd_lstm.ipynb #8a969438
 def _scaled(config: dict, drop_mult: float) -> dict:
     "A copy of `config` with every dropout probability (`*_p`) multiplied by `drop_mult`."
     return {k: v * drop_mult if k.endswith('_p') else v for k, v in config.items()}
@@ -262,7 +264,7 @@ def get_language_model(arch: type, vocab_sz: int, config: dict | None = None, dr
                             tie_encoder=encoder.encoder if tie_weights else None, bias=out_bias)
     return SequentialRNN(encoder, decoder)
 
-# %% ../nbs/03_awd_lstm.ipynb #5e627374
+# %% ../nbs/03_awd_lstm.ipynb #5c0331ce
 def _pad_rows(t: torch.Tensor, bs: int) -> torch.Tensor:
     "Append zero rows to `t` (n, ...) up to `bs` rows."
     if t.size(0) >= bs: return t
@@ -296,7 +298,7 @@ class SentenceEncoder(nn.Module):
                 masks.append(mask[:, i: i + self.bptt])
         return torch.cat(outs, dim=1), torch.cat(masks, dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #1966ff5b
+# %% ../nbs/03_awd_lstm.ipynb #4bae6418
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> torch.Tensor:
     "Pool `output` (bs, sl, n) ignoring `mask`ed (padding) positions into [last, max, mean]: (bs, 3*n)."
     lens = output.shape[1] - mask.long().sum(dim=1)                 # (bs,) real tokens per row
@@ -306,7 +308,7 @@ def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> t
     last = output[torch.arange(output.size(0)), -last_lens - 1]     # (bs, n) output at the last real token
     return torch.cat([last, max_pool, avg_pool], dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #97ed1a29
+# %% ../nbs/03_awd_lstm.ipynb #d71b875d
 def _lin_bn_drop(n_in: int, n_out: int, p: float, relu: bool) -> nn.Sequential:
     "fastai's LinBnDrop: BatchNorm1d(n_in), Dropout(p) (absent when p=0), Linear(n_in, n_out, bias=False), maybe ReLU."
     bn = nn.BatchNorm1d(n_in)
@@ -331,7 +333,7 @@ class PoolingLinearClassifier(nn.Module):
         x = masked_concat_pool(out, mask, self.bptt)   # (bs, 3*n)
         return self.layers(x), out, out
 
-# %% ../nbs/03_awd_lstm.ipynb #23b64496
+# %% ../nbs/03_awd_lstm.ipynb #d932a6e7
 def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 72, config: dict | None = None,
                         drop_mult: float = 1., lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                         pad_idx: int = 1, max_len: int = 72 * 20) -> SequentialRNN:
@@ -345,7 +347,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
     encoder = SentenceEncoder(seq_len, arch(vocab_sz, **config), pad_idx=pad_idx, max_len=max_len)
     return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len))
 
-# %% ../nbs/03_awd_lstm.ipynb #cc6b2143
+# %% ../nbs/03_awd_lstm.ipynb #0fce1d1c
 def _unique_params(*modules: nn.Module) -> list[nn.Parameter]:
     "The parameters of `modules`, in order, each once (a tied weight is listed once)."
     return list(nn.ModuleList(modules).parameters())
@@ -366,7 +368,7 @@ def awd_lstm_clas_split(model: SequentialRNN) -> list[list[nn.Parameter]]:
 # The architecture's record (see get_language_model) gets its splits.
 model_meta[AWD_LSTM].update(split_lm=awd_lstm_lm_split, split_clas=awd_lstm_clas_split)
 
-# %% ../nbs/03_awd_lstm.ipynb #4a07fb54
+# %% ../nbs/03_awd_lstm.ipynb #969c8c63
 class _ListOfStringsUnpickler(pickle.Unpickler):
     "An unpickler that refuses every global lookup, so nothing can be imported or called while loading."
     def find_class(self, module, name):
