@@ -582,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #88a1e135
+# %% ../nbs/04_learner.ipynb #48c340da
 def _listify(cbs) -> list:
     "None -> [], one callback -> [it], an iterable -> a list."
     if cbs is None: return []
@@ -894,6 +894,7 @@ class Learner:
             raise ValueError("export() needs to know how to rebuild the model: build it with a registered builder and "
                              "mark it with record_build(model, builder_name, **config)")
         extras = {k: getattr(self.dls, k) for k in ('is_lm', 'c') if hasattr(self.dls, k)}
+        extras = {k: (v.item() if hasattr(v, 'item') else v) for k, v in extras.items()}   # numpy ints -> JSON
         state = {'format': 'ulmfit_lit.export/1', 'builder': rec['builder'], 'config': json.dumps(rec['config']),
                  'vocab': json.dumps(getattr(self.dls, 'vocab', None)), 'extras': json.dumps(extras),
                  'model': {k: v.cpu() for k, v in model.state_dict().items()}}
