@@ -2,3 +2,6 @@
 
 Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
 """
+from .download import *
+from .awd_lstm import *
+from .learner import *
