@@ -582,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #dd1e0b8f
+# %% ../nbs/04_learner.ipynb #a6b55314
 def _listify(cbs) -> list:
     "None -> [], one callback -> [it], an iterable -> a list."
     if cbs is None: return []
@@ -794,6 +794,8 @@ class Learner:
             reset_opt: bool = False, start_epoch: int = 0) -> None:
         "Train for `n_epoch` epochs at constant `lr` (default `self.lr`); `cbs` are added for this fit only."
         if not isinstance(n_epoch, int) or n_epoch < 0: raise ValueError(f"n_epoch must be a whole number >= 0, got {n_epoch!r}")
+        if not (hasattr(self.dls, 'train') and hasattr(self.dls, 'valid')):
+            raise ValueError("fit needs data: pass dls with .train and .valid iterables of (x, y) batches")
         device = getattr(self.dls, 'device', None)
         if device is not None: self.model.to(device)           # as fastai: the model goes where the batches are
         if reset_opt or self.opt is None: self.create_opt()
