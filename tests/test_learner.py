@@ -74,6 +74,7 @@ def test_bad_lr_inputs():
     with pytest.raises(ValueError, match='Unknown hyper'): learn.set_hyper('momentum', 0.9)
     with pytest.raises(TypeError, match='nn.Module'): Learner(None, lambda x: x)
     with pytest.raises(TypeError, match='metric'): Learner(None, nn.Linear(2, 2), metrics=[3])
+    with pytest.raises(ValueError, match='needs data'): Learner(None, nn.Linear(2, 2)).fit(1)
 
 # ---- training and output ------------------------------------------------------------------------------------------
 def test_seeded_runs_identical():

@@ -19,9 +19,9 @@ __all__ = ['EVENTS', 'norm_types', 'SuggestedLRs', 'MODEL_BUILDERS', 'CancelFitE
            'CancelStepException', 'Callback', 'PlainAdam', 'Adam', 'SGD', 'even_mults', 'lr_per_group',
            'norm_bias_params', 'default_splitter', 'SchedCos', 'SchedLin', 'SchedExp', 'SchedNo', 'combine_scheds',
            'combined_cos', 'accuracy', 'Metric', 'AvgMetric', 'AvgLoss', 'AvgSmoothLoss', 'Perplexity', 'as_metric',
-           'TrainEvalCallback', 'NonFiniteLossError', 'TerminateOnNaN', 'format_time', 'Recorder', 'plt_subplots',
-           'text_table_row', 'html_table', 'format_row', 'ProgressCallback', 'ParamScheduler', 'unwrap_model',
-           'ModelResetter', 'RNNRegularizer', 'GradientClip', 'atomic_save', 'SaveModelCallback', 'LRFinder', 'valley',
+           'TrainEvalCallback', 'NonFiniteLossError', 'TerminateOnNaN', 'format_time', 'Recorder', 'text_table_row',
+           'html_table', 'format_row', 'ProgressCallback', 'ParamScheduler', 'unwrap_model', 'ModelResetter',
+           'RNNRegularizer', 'GradientClip', 'atomic_save', 'SaveModelCallback', 'LRFinder', 'valley',
            'register_model_builder', 'record_build', 'build_model', 'InferenceData', 'set_seed', 'rank_distrib',
            'num_distrib', 'DistributedDL', 'DistributedDataLoaders', 'CrossEntropyLossFlat', 'Learner', 'load_learner']
 
@@ -225,7 +225,7 @@ def as_metric(m) -> Metric:
     if callable(m): return AvgMetric(m)
     raise TypeError(f"metric {m!r}: pass a function f(pred, targ) or a Metric such as Perplexity()")
 
-# %% ../nbs/04_learner.ipynb #9c6944bd
+# %% ../nbs/04_learner.ipynb #b813a858
 class TrainEvalCallback(Callback):
     "Counts training steps: `learn.train_iter` and `learn.pct_train` (0 at the first batch, 1 at the end)."
     order = -10
@@ -294,7 +294,7 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
         "Smoothed train loss per batch, and valid loss at each epoch end."
-        fig, ax = plt_subplots()
+        fig, ax = _subplots()
         ax.plot(range(skip_start, len(self.losses)), self.losses[skip_start:], label='train')
         if with_valid:
             pts = [(i, v[1]) for i, v in zip(self.iters, self.values) if v[1] is not None and i > skip_start]
@@ -304,12 +304,12 @@ class Recorder(Callback):
 
     def plot_sched(self):
         "Learning rate (last group) and momentum at every training step."
-        fig, axs = plt_subplots(1, 2, figsize=(8, 3))
+        fig, axs = _subplots(1, 2, figsize=(8, 3))
         axs[0].plot(self.lrs); axs[0].set_title('lr'); axs[1].plot(self.moms); axs[1].set_title('mom')
         for a in axs: a.set_xlabel('step')
         return axs
 
-def plt_subplots(*args, **kwargs):
+def _subplots(*args, **kwargs):
     "matplotlib's subplots, imported only when a plot is asked for."
     import matplotlib.pyplot as plt
     return plt.subplots(*args, **kwargs)
@@ -408,7 +408,7 @@ class ParamScheduler(Callback):
         if not learn.training: return
         for name in self.scheds: self.hps[name].append(learn.hyper(name))
 
-# %% ../nbs/04_learner.ipynb #8fd3ba63
+# %% ../nbs/04_learner.ipynb #27b92a9d
 def unwrap_model(model: nn.Module) -> nn.Module:
     "The model inside a DistributedDataParallel wrapper, or the model itself."
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -444,7 +444,7 @@ class GradientClip(Callback):
         if learn.scaler is not None: learn.scaler.unscale_(learn.opt)   # clip the true gradients, not scaled ones
         nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm, self.norm_type)
 
-# %% ../nbs/04_learner.ipynb #3ee333f2
+# %% ../nbs/04_learner.ipynb #b421b65a
 def atomic_save(obj, path) -> Path:
     "`torch.save` to a temporary file beside `path`, flushed to disk, then atomically renamed to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -479,7 +479,7 @@ class SaveModelCallback(Callback):
         if self.at_end: learn.save(self.fname, with_opt=self.with_opt)
         elif not self.every_epoch and learn.model_file(self.fname).exists(): learn.load(self.fname, with_opt=False)
 
-# %% ../nbs/04_learner.ipynb #17c3129d
+# %% ../nbs/04_learner.ipynb #b9d3cf8d
 class LRFinder(ParamScheduler):
     "Exponentially growing lr for `num_it` batches; stops when the loss diverges (part of `lr_find`)."
     def __init__(self, start_lr=1e-7, end_lr=10., num_it: int = 100, stop_div: bool = True):
@@ -518,7 +518,7 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> tuple:
 
 SuggestedLRs = namedtuple('SuggestedLRs', ['valley'])
 
-# %% ../nbs/04_learner.ipynb #b7afeaef
+# %% ../nbs/04_learner.ipynb #4d10c276
 MODEL_BUILDERS: dict = {}
 
 def register_model_builder(name: str, builder: Callable[..., nn.Module]) -> None:
@@ -548,7 +548,7 @@ class InferenceData:
         self.vocab, self.device, self.train, self.valid = vocab, torch.device(device), [], []
         for k, v in extras.items(): setattr(self, k, v)
 
-# %% ../nbs/04_learner.ipynb #818030f8
+# %% ../nbs/04_learner.ipynb #a1f60f14
 def set_seed(s: int, reproducible: bool = False) -> None:
     "Seed Python, NumPy and PyTorch (CPU and CUDA); `reproducible` also makes cuDNN deterministic."
     random.seed(s); np.random.seed(s % (2**32 - 1)); torch.manual_seed(s)
@@ -582,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #48c340da
+# %% ../nbs/04_learner.ipynb #a6b55314
 def _listify(cbs) -> list:
     "None -> [], one callback -> [it], an iterable -> a list."
     if cbs is None: return []
@@ -794,6 +794,8 @@ class Learner:
             reset_opt: bool = False, start_epoch: int = 0) -> None:
         "Train for `n_epoch` epochs at constant `lr` (default `self.lr`); `cbs` are added for this fit only."
         if not isinstance(n_epoch, int) or n_epoch < 0: raise ValueError(f"n_epoch must be a whole number >= 0, got {n_epoch!r}")
+        if not (hasattr(self.dls, 'train') and hasattr(self.dls, 'valid')):
+            raise ValueError("fit needs data: pass dls with .train and .valid iterables of (x, y) batches")
         device = getattr(self.dls, 'device', None)
         if device is not None: self.model.to(device)           # as fastai: the model goes where the batches are
         if reset_opt or self.opt is None: self.create_opt()
@@ -849,7 +851,7 @@ class Learner:
         if len(losses) < 2: lrs, losses = self.recorder.lrs, self.recorder.losses
         sugg_lr, sugg_loss = valley(lrs, losses)
         if show_plot:
-            fig, ax = plt_subplots()
+            fig, ax = _subplots()
             ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('Learning Rate'); ax.set_ylabel('Loss')
             ax.plot(sugg_lr, sugg_loss, 'o', color='C1', label=f'valley: {sugg_lr:.2e}'); ax.legend()
         return SuggestedLRs(sugg_lr)
