@@ -582,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #a6b55314
+# %% ../nbs/04_learner.ipynb #67a2e351
 def _listify(cbs) -> list:
     "None -> [], one callback -> [it], an iterable -> a list."
     if cbs is None: return []
@@ -593,6 +593,12 @@ class CrossEntropyLossFlat(nn.Module):
     def __init__(self, ignore_index: int = -100): super().__init__(); self.ignore_index = ignore_index
     def forward(self, pred: Tensor, targ: Tensor) -> Tensor:
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), ignore_index=self.ignore_index)
+
+def _cat_batches(ts: list) -> Tensor:
+    "Concatenate per-batch tensors; a language model's shorter last batch makes them one row per token instead."
+    if all(t.shape[1:] == ts[0].shape[1:] for t in ts): return torch.cat(ts)
+    n_lead = 2 if ts[0].dim() >= 2 else 1               # (bs, seq_len, ...) -> (bs*seq_len, ...)
+    return torch.cat([t.reshape(-1, *t.shape[n_lead:]) for t in ts])
 
 class Learner:
     "Trains `model` on `dls` with fastai's loop, callbacks, schedules and defaults."
@@ -856,6 +862,45 @@ class Learner:
             ax.plot(sugg_lr, sugg_loss, 'o', color='C1', label=f'valley: {sugg_lr:.2e}'); ax.legend()
         return SuggestedLRs(sugg_lr)
 
+    # ---- inference ----
+    def _loader(self, ds_idx: int, dl):
+        "`dl` if given, else the training (0) or validation (1) loader."
+        if dl is not None: return dl
+        if ds_idx not in (0, 1): raise ValueError(f"ds_idx must be 0 (train) or 1 (valid), got {ds_idx!r}")
+        return self.dls.train if ds_idx == 0 else self.dls.valid
+
+    def _predict_batches(self, dl):
+        "Yield (x, y or None, model output) for each batch of `dl`, in eval mode, with no gradients."
+        self.model.eval()
+        model = unwrap_model(self.model)
+        if hasattr(model, 'reset'): model.reset()          # a fresh hidden state, as ModelResetter does
+        with torch.no_grad():
+            for batch in dl:
+                x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+                with self._autocast(): out = self.model(x)
+                yield x, y, (out[0] if isinstance(out, (tuple, list)) else out)
+
+    def get_preds(self, ds_idx: int = 1, dl=None, with_input: bool = False, act: Callable | None = None):
+        "Predictions and targets (None for unlabelled batches) on `dl` (default: validation), in the loader's order."
+        if act is None: act = (lambda p: F.softmax(p, dim=-1)) if isinstance(self.loss_func, CrossEntropyLossFlat) else (lambda p: p)
+        preds, targs, inps = [], [], []
+        for x, y, pred in self._predict_batches(self._loader(ds_idx, dl)):
+            preds.append(act(pred.float()).cpu())
+            if y is not None: targs.append(y.cpu())
+            if with_input: inps.append(x.cpu())
+        res = (_cat_batches(preds), _cat_batches(targs) if targs else None)
+        return res + (inps,) if with_input else res     # inputs stay a list: batches are padded to different lengths
+
+    def validate(self, ds_idx: int = 1, dl=None) -> list:
+        "The loss and metrics on `dl` (default: validation), as in the epoch table."
+        metrics = [AvgLoss()] + [as_metric(m) for m in self.recorder.metrics]
+        for m in metrics: m.reset()
+        for x, y, pred in self._predict_batches(self._loader(ds_idx, dl)):
+            self.xb, self.yb, self.pred = (x,), (y,), pred
+            self.loss = self.loss_func(pred, y)
+            for m in metrics: m.accumulate(self)
+        return [m.value for m in metrics]
+
     # ---- files ----
     def model_file(self, name: str | Path) -> Path:
         "Where `save(name)` writes: `path/model_dir/name.pth` (a name with a suffix or a folder is used as is)."
@@ -895,7 +940,7 @@ class Learner:
         if rec is None:
             raise ValueError("export() needs to know how to rebuild the model: build it with a registered builder and "
                              "mark it with record_build(model, builder_name, **config)")
-        extras = {k: getattr(self.dls, k) for k in ('is_lm', 'c') if hasattr(self.dls, k)}
+        extras = {k: getattr(self.dls, k) for k in ('is_lm', 'c', 'seq_len', 'backwards') if hasattr(self.dls, k)}
         extras = {k: (v.item() if hasattr(v, 'item') else v) for k, v in extras.items()}   # numpy ints -> JSON
         state = {'format': 'ulmfit_lit.export/1', 'builder': rec['builder'], 'config': json.dumps(rec['config']),
                  'vocab': json.dumps(getattr(self.dls, 'vocab', None)), 'extras': json.dumps(extras),
