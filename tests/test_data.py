@@ -191,3 +191,34 @@ def test_full_imdb_tutorial_calls(imdb_path):
     dls_lm = TextDataLoaders.from_folder(imdb_path, is_lm=True, valid_pct=0.1, device='cpu')
     x, y = dls_lm.one_batch()
     assert x.shape == (64, 72) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_sorted_dl_matches_fastai():
+    "fastai's own SortedDL batches (tests/fixtures/make_sorteddl_reference.py), shuffles included."
+    r = json.loads((FIXTURES / 'sorteddl.json').read_text())
+    docs = [np.full(n, i + 2) for i, n in enumerate(r['lens'])]
+    which = lambda x: [int(row[row != 1][0]) - 2 for row in x]
+    train = SortedDL(docs, r['labels'], bs=8, seq_len=72, shuffle=True)
+    valid = SortedDL(docs, r['labels'], bs=8, seq_len=72)
+    assert (len(train), len(valid)) == (r['len_train'], r['len_valid'])
+    np.random.seed(0)
+    for dl, epochs in ((train, r['train_epochs'][0]), (train, r['train_epochs'][1]), (valid, r['valid'])):
+        got = list(dl)
+        assert len(got) == len(epochs)
+        for (x, y), b in zip(got, epochs):
+            assert which(x) == b['docs'] and y.tolist() == b['y']
+            if b['x'] is not None: assert x.tolist() == b['x']
+
+
+def test_lm_two_epochs_and_random_splitter_match_fastai():
+    "fastai's second epoch reshuffles the first epoch's order; RandomSplitter draws torch.randperm (make_lm_split_reference.py)."
+    r = json.loads((FIXTURES / 'lm_split.json').read_text())
+    docs = [np.arange(1000 * d, 1000 * d + n) for d, n in enumerate(r['doc_lens'])]
+    random.seed(0)
+    dl = LMDataLoader(docs, bs=r['bs'], seq_len=r['seq_len'], shuffle=True)
+    assert [[x.tolist() for x, _ in dl] for _ in range(2)] == r['lm_x_two_epochs']
+    train, valid = RandomSplitter(0.1, seed=42)(list(range(80)))
+    assert [train, valid] == r['random_splitter_80_valid_pct_0_1_seed_42']
+    state = torch.get_rng_state()
+    RandomSplitter(0.1, seed=7)(list(range(80)))
+    assert torch.equal(state, torch.get_rng_state())   # a seeded split leaves torch's global generator alone
