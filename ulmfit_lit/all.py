@@ -2,4 +2,5 @@
 
 Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
 """
+from .tokenize import *
 from .data import *
