@@ -1,0 +1,92 @@
+"""Forward+backward speed of the AWD-LSTM language model, in tokens per second.
+
+    python bench/model.py                 # CPU (and the GPU too, when there is one)
+    python bench/model.py --iters 5       # more timed steps: the best one is reported
+
+One step = forward in training mode (all dropouts on), cross-entropy on the logits, backward, zero the gradients.
+Two sizes: fastai's default LM (vocab 60k, emb 400, hid 1152, 3 layers, bs 16, bptt 70) and a small one
+(vocab 10k, emb 200, hid 400, 2 layers). tokens/s = bs*bptt / (best step time). When fastai is importable from a side
+venv (--fastai-python, default /work/fastai-venv/bin/python), the same steps run there through a subprocess, in the same
+run, with the same torch thread count. Prints figures only; never asserts a time.
+"""
+import argparse, json, os, subprocess, sys, time
+from pathlib import Path
+
+SIZES = {
+    'default': dict(vocab=60000, bs=16, bptt=70, config=None),
+    'small': dict(vocab=10000, bs=16, bptt=70,
+                  config=dict(emb_sz=200, n_hid=400, n_layers=2, pad_token=1, bidir=False, output_p=0.1, hidden_p=0.15,
+                              input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)),
+}
+
+
+def build(impl: str, vocab: int, config):
+    "The language model from our package or from fastai."
+    if impl == 'fastai':
+        import warnings; warnings.filterwarnings('ignore')
+        from fastai.text.all import AWD_LSTM, get_language_model
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from ulmfit_lit.awd_lstm import AWD_LSTM, get_language_model
+    return get_language_model(AWD_LSTM, vocab, config=config)
+
+
+def time_steps(impl: str, size: str, device: str, iters: int) -> float:
+    "Best forward+backward step time, in seconds, of `impl`'s LM of `size` on `device`."
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    s = SIZES[size]
+    model = build(impl, s['vocab'], s['config']).to(device).train()
+    x = torch.randint(0, s['vocab'], (s['bs'], s['bptt']), device=device)
+    y = torch.randint(0, s['vocab'], (s['bs'], s['bptt']), device=device)
+    def step():
+        logits = model(x)[0]                                        # (bs, bptt, vocab)
+        F.cross_entropy(logits.reshape(-1, s['vocab']), y.reshape(-1)).backward()
+        model.zero_grad(set_to_none=True)
+        if device == 'cuda': torch.cuda.synchronize()
+    step()                                                          # warm-up: allocations, kernel choice
+    best = float('inf')
+    for _ in range(iters):
+        t0 = time.perf_counter(); step(); best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fastai_times(py: str, sizes, devices, iters: int):
+    "Run this script under fastai's venv; None when fastai is not importable there."
+    if not Path(py).exists(): return None
+    if subprocess.run([py, '-c', 'import fastai.text.all'], capture_output=True).returncode != 0: return None
+    env = dict(os.environ, PYTHONPATH='')
+    out = subprocess.run([py, __file__, '--impl', 'fastai', '--json', '--iters', str(iters), '--sizes', *sizes,
+                          '--devices', *devices], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print('fastai run failed:', out.stderr[-2000:]); return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--iters', type=int, default=3, help='timed steps per size; the best is reported')
+    p.add_argument('--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
+    p.add_argument('--devices', nargs='+', default=None, help='cpu and/or cuda (default: cpu, plus cuda if present)')
+    p.add_argument('--impl', default='ours', choices=['ours', 'fastai'])
+    p.add_argument('--fastai-python', default='/work/fastai-venv/bin/python')
+    p.add_argument('--json', action='store_true', help='print one JSON line (used for the fastai subprocess)')
+    a = p.parse_args()
+    import torch
+    devices = a.devices or (['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
+    res = {f'{d}/{s}': time_steps(a.impl, s, d, a.iters) for d in devices for s in a.sizes}
+    if a.json:
+        print(json.dumps(res)); return
+    fa = fastai_times(a.fastai_python, a.sizes, devices, a.iters) if a.impl == 'ours' else None
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, best of {a.iters} steps after a warm-up')
+    print(f'{"device/size":<14} {"tokens/step":>11} {"ours tok/s":>11} {"fastai tok/s":>13}')
+    for k, t in res.items():
+        s = SIZES[k.split('/')[1]]
+        n = s['bs'] * s['bptt']
+        f = f'{n / fa[k]:13.0f}' if fa else f'{"(no fastai)":>13}'
+        print(f'{k:<14} {n:>11} {n / t:11.0f} {f}')
+
+
+if __name__ == '__main__':
+    main()

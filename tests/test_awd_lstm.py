@@ -1,0 +1,230 @@
+"""Bad input, crash safety and integration checks of ulmfit_lit.awd_lstm (the parity checks live in nbs/03_awd_lstm)."""
+import json, pickle, warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ulmfit_lit.awd_lstm import (AWD_LSTM, SentenceEncoder, WeightDropout, awd_lstm_clas_split, awd_lstm_lm_split,
+                                 check_state_dict, get_language_model, get_text_classifier, load_itos,
+                                 load_pretrained_lm, match_embeds)
+
+FX = Path(__file__).parent / 'fixtures' / 'awd_tiny'
+CFG = json.loads((FX / 'config.json').read_text())
+
+
+def tiny_lm(vocab=CFG['vocab'], **kw):
+    return get_language_model(AWD_LSTM, vocab, config=CFG['lm_config'], **kw)
+
+
+def tiny_clas(vocab=CFG['vocab'], **kw):
+    return get_text_classifier(AWD_LSTM, vocab, 2, config=CFG['clas_config'], **kw)
+
+
+def ref(name):
+    return torch.from_numpy(np.load(FX / f'{name}.npy'))
+
+
+# --- checkpoints that do not fit --------------------------------------------------------------------------------
+
+def test_wrong_size_names_key_and_both_sizes():
+    sd = torch.load(FX / 'lm_state.pth', weights_only=True)
+    model = tiny_lm(vocab=40)
+    with pytest.raises(RuntimeError) as e: model.load_state_dict(sd)
+    msg = str(e.value)
+    assert "'0.encoder.weight'" in msg and '(50, 16)' in msg and '(40, 16)' in msg
+    assert 'match_embeds' in msg   # says how to fix it
+
+
+def test_wrong_hidden_size_in_classifier():
+    sd = torch.load(FX / 'clas_state.pth', weights_only=True)
+    model = get_text_classifier(AWD_LSTM, 50, 2, config=dict(CFG['clas_config'], n_hid=32))
+    with pytest.raises(RuntimeError) as e: model.load_state_dict(sd)
+    msg = str(e.value)
+    assert "'0.module.rnns.0.weight_hh_l0_raw'" in msg and '(96, 24)' in msg and '(128, 32)' in msg
+
+
+def test_missing_key_names_key_and_size():
+    sd = torch.load(FX / 'lm_state.pth', weights_only=True)
+    del sd['0.rnns.1.module.bias_ih_l0']
+    with pytest.raises(RuntimeError) as e: tiny_lm().load_state_dict(sd)
+    assert "missing key '0.rnns.1.module.bias_ih_l0'" in str(e.value) and '(96,)' in str(e.value)
+
+
+def test_old_fastai_keys_are_explained():
+    sd = torch.load(FX / 'wt103style_lm.pth', weights_only=True)
+    with pytest.raises(RuntimeError, match='clean_raw_keys'): tiny_lm().load_state_dict(sd)
+
+
+def test_non_strict_load_still_possible():
+    sd = torch.load(FX / 'lm_state.pth', weights_only=True)
+    del sd['1.decoder.bias']
+    res = tiny_lm().load_state_dict(sd, strict=False)
+    assert res.missing_keys == ['1.decoder.bias']
+
+
+def test_own_checkpoint_round_trip(tmp_path):
+    m = tiny_lm()
+    torch.save(m.state_dict(), tmp_path / 'lm.pth')
+    m2 = tiny_lm()
+    m2.load_state_dict(torch.load(tmp_path / 'lm.pth', weights_only=True))
+    m.eval(); m2.eval(); m.reset(); m2.reset()
+    x = ref('lm_input')
+    with torch.no_grad(): assert torch.equal(m(x)[0], m2(x)[0])
+    assert m2[1].decoder.weight is m2[0].encoder.weight     # still tied after loading
+
+
+# --- the pretrained checkpoint and its vocab pickle -------------------------------------------------------------
+
+class _Boom:
+    def __reduce__(self): return (Path.touch, (Path('/tmp/ulmfit_lit_pickle_ran'),))
+
+
+def test_vocab_pickle_cannot_run_code(tmp_path):
+    marker = Path('/tmp/ulmfit_lit_pickle_ran')
+    marker.unlink(missing_ok=True)
+    bad = tmp_path / 'itos.pkl'
+    bad.write_bytes(pickle.dumps(['xxunk', _Boom()]))
+    with pytest.raises(ValueError, match='not a plain vocab pickle'): load_itos(bad)
+    assert not marker.exists()
+
+
+def test_vocab_pickle_must_be_strings(tmp_path):
+    bad = tmp_path / 'itos.pkl'
+    bad.write_bytes(pickle.dumps(['a', 2, 'b']))
+    with pytest.raises(ValueError, match='list of strings'): load_itos(bad)
+
+
+def test_load_pretrained_with_optimizer_state(tmp_path):
+    "A checkpoint saved as {'model': ..., 'opt': ...} loads like the bare state dict."
+    wgts = torch.load(FX / 'wt103style_lm.pth', weights_only=True)
+    torch.save({'model': wgts, 'opt': {'state': {}, 'param_groups': []}}, tmp_path / 'ck.pth')
+    vocab = json.loads((FX / 'wt103style_new_vocab.json').read_text())
+    m = load_pretrained_lm(tiny_lm(len(vocab)), tmp_path / 'ck.pth', FX / 'wt103style_itos.pkl', vocab)
+    fastai = torch.load(FX / 'wt103style_loaded_state.pth', weights_only=True)
+    for k, v in m.state_dict().items(): torch.testing.assert_close(v, fastai[k], rtol=0, atol=1e-6)
+
+
+def test_match_embeds_does_not_change_its_input():
+    wgts = torch.load(FX / 'wt103style_lm.pth', weights_only=True)
+    before = {k: v.clone() for k, v in wgts.items()}
+    match_embeds(wgts, load_itos(FX / 'wt103style_itos.pkl'), ['xxunk', 'neverseen'])
+    assert wgts.keys() == before.keys() and all(torch.equal(wgts[k], before[k]) for k in wgts)
+
+
+# --- bad arguments ------------------------------------------------------------------------------------------------
+
+def test_drop_mult_too_large():
+    with pytest.raises(ValueError, match='drop_mult'): tiny_lm(drop_mult=5.)
+
+
+def test_unknown_arch():
+    with pytest.raises(ValueError, match='AWD_LSTM'): get_language_model(torch.nn.LSTM, 10)
+
+
+def test_ps_must_match_layers():
+    with pytest.raises(ValueError, match='dropout values'):
+        tiny_clas(lin_ftrs=[50, 20], ps=[0.1])
+
+
+def test_weight_dropout_needs_one_layer_lstm():
+    with pytest.raises(TypeError): WeightDropout(torch.nn.LSTM(3, 4, num_layers=2), 0.5)
+    with pytest.raises(TypeError): WeightDropout(torch.nn.GRU(3, 4), 0.5)
+
+
+# --- training behaviour -------------------------------------------------------------------------------------------
+
+def test_truncated_bptt_training_steps_without_warnings():
+    "Consecutive training steps: state carried and detached (no 'backward through the graph a second time'), no warnings."
+    torch.manual_seed(0)
+    m = tiny_lm().train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        for bs in (8, 8, 5, 8):                      # a batch size change in the middle
+            x = torch.randint(0, 50, (bs, 12))
+            logits, raw, out = m(x)
+            assert logits.shape == (bs, 12, 50) and raw.shape == out.shape == (bs, 12, 16)
+            F.cross_entropy(logits.reshape(-1, 50), x.reshape(-1)).backward()
+            opt.step(); opt.zero_grad()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_weight_dropout_gradient_reaches_raw_weight():
+    torch.manual_seed(0)
+    m = tiny_lm().train()
+    m(torch.randint(0, 50, (4, 10)))[0].sum().backward()
+    for rnn in m[0].rnns:
+        g = rnn.weight_hh_l0_raw.grad
+        assert g is not None and (g != 0).any() and (g == 0).any()   # kept entries learn, dropped ones do not
+
+
+def test_fused_kernel_runs():
+    "The LSTM runs as one fused op per layer, not a Python loop over time steps."
+    m = tiny_lm().train()
+    x = torch.randint(0, 50, (4, 30))
+    with torch.profiler.profile() as prof: m(x)
+    names = [e.key for e in prof.key_averages()]
+    assert sum(n == 'aten::lstm' for n in names) == 1            # one entry, called 3 times
+    assert [e.count for e in prof.key_averages() if e.key == 'aten::lstm'] == [3]
+
+
+def test_eval_is_deterministic_and_reset_restores():
+    m = tiny_lm().eval()
+    x = ref('lm_input')
+    with torch.no_grad():
+        m.reset(); a = m(x)[0]; b = m(x)[0]
+        m.reset(); c = m(x)[0]
+    assert not torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_double_precision_model():
+    "The hidden state follows the model's dtype after reset."
+    m = tiny_lm().double().eval(); m.reset()
+    with torch.no_grad(): out = m(ref('lm_input'))[0]
+    assert out.dtype == torch.float64
+
+
+def test_classifier_trains_on_padded_batch():
+    torch.manual_seed(0)
+    m = tiny_clas(seq_len=8, max_len=16).train()
+    x = torch.randint(2, 50, (3, 24))
+    x[1, :8] = 1; x[2, :16] = 1; x[2, 20:] = 1              # padded first in chunks of 8, remainder at the end
+    logits, raw, out = m(x)
+    assert logits.shape == (3, 2) and raw.shape == (3, 16, 16)   # only the last max_len positions are kept
+    F.cross_entropy(logits, torch.tensor([0, 1, 0])).backward()
+    assert m[0].module.encoder.weight.grad is not None
+
+
+def test_classifier_single_row_eval():
+    m = tiny_clas().eval()
+    with torch.no_grad(): assert m(torch.randint(2, 50, (1, 100)))[0].shape == (1, 2)
+
+
+def test_fixed_encoder_equals_fastai_when_rows_end_together():
+    "Without end padding in the middle of a chunk, the fix and fastai's row choice agree exactly."
+    m = tiny_clas().eval()
+    x = torch.randint(2, 50, (3, 144))
+    x[1, :72] = 1; x[2, :72] = 1; x[2, 100:] = 1
+    with torch.no_grad():
+        fixed = m(x)[0]
+        m[0].fastai_quirk = True
+        quirk = m(x)[0]
+    assert torch.equal(fixed, quirk)
+
+
+# --- parameter groups ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('make,split,n', [(tiny_lm, awd_lstm_lm_split, 4), (tiny_clas, awd_lstm_clas_split, 5)])
+def test_splits_cover_every_parameter_once(make, split, n):
+    m = make()
+    groups = split(m)
+    ids = [id(p) for g in groups for p in g]
+    assert len(groups) == n and len(ids) == len(set(ids)) and set(ids) == {id(p) for p in m.parameters()}
+
+
+def test_check_state_dict_accepts_fastai_dicts():
+    check_state_dict(tiny_lm(), torch.load(FX / 'lm_state.pth', weights_only=True))
+    check_state_dict(tiny_clas(), torch.load(FX / 'clas_state.pth', weights_only=True))
