@@ -3,5 +3,7 @@
 Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
 """
 from .download import *
+from .tokenize import *
+from .data import *
 from .awd_lstm import *
 from .learner import *
