@@ -88,7 +88,7 @@ defaults.text_proc_rules = [fix_html, replace_rep, replace_wrep, spec_add_spaces
                             replace_all_caps, replace_maj, lowercase]
 defaults.text_postproc_rules = [replace_space]
 
-# %% ../nbs/01_tokenize.ipynb #ce904315
+# %% ../nbs/01_tokenize.ipynb #d56aa908
 # A run of non-whitespace with at most one following ' ' (spaCy's "followed by a space" flag), or a run of
 # whitespace (which spaCy keeps as a token: '\n', '\n ', '  ').
 _re_piece = re.compile(r'\S+ ?|\s+')
@@ -161,8 +161,17 @@ class SpacyTokenizer:
         return bool(ends) and not ends.isdisjoint(self.piece_starts(right))
 
     # A plain lowercase word (at most one trailing space): spaCy's English prefix, suffix, infix and URL rules all
-    # need a character other than a-z, so only a special case (checked by the caller) could split it.
-    simple_piece = re.compile(r'[a-z]+ ?').fullmatch
+    # need a character other than a-z, so only a special case could split it. Followed by one of .,?!;:) it is
+    # split off by the suffix rules, and the word is left. (Checked against spaCy on every such piece of IMDb.)
+    _re_quick = re.compile(r'([a-z]+)([.,?!;:)]?) ?')
+
+    def quick_tokens(self, piece: str, rules: dict) -> list[str] | None:
+        "The tokens of a plain English word piece without calling spaCy, or None if it needs spaCy."
+        m = self._re_quick.fullmatch(piece)
+        if m is None: return None
+        word, punct = m.groups()
+        if word in rules or (punct and word + punct in rules): return None   # special cases: ask spaCy
+        return [word, punct] if punct else [word]
 
     def tokenize_pieces(self, pieces: list[str]) -> list[list[str]]:
         "spaCy's tokens of many non-whitespace pieces in one call: joined by newlines, which no special case spans."
@@ -209,7 +218,9 @@ class SpacyTokenizer:
     def settings(self) -> dict:
         "What the tokens depend on, for cache keys."
         import spacy
-        return dict(cls='SpacyTokenizer', lang=self.lang, special_toks=self.special_toks, spacy=spacy.__version__)
+        try: impl = hashlib.sha1(inspect.getsource(type(self)).encode()).hexdigest()   # our code changed: new tokens
+        except (OSError, TypeError): impl = None
+        return dict(cls='SpacyTokenizer', lang=self.lang, special_toks=self.special_toks, spacy=spacy.__version__, impl=impl)
 
     def __getstate__(self):   # spaCy objects and the cache stay behind when pickled (spawned workers)
         return {**self.__dict__, '_spacy': None, 'cache': {}}
@@ -298,7 +309,7 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #8f11a11b
+# %% ../nbs/01_tokenize.ipynb #033bd297
 class _Job:
     "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
@@ -330,10 +341,11 @@ class _Job:
         tok, cache = self.tok, self.piece_ids
         if len(cache) > SpacyTokenizer.max_cache: cache.clear()
         new = list(dict.fromkeys(p for p in pieces if p not in cache))
-        simple, rules = (tok.simple_piece if tok.lang == 'en' else (lambda p: None)), tok.spacy_tokenizer.rules
+        simple, rules = tok.lang == 'en', tok.spacy_tokenizer.rules
         solid = []
-        for p in new:   # a plain lowercase word that is no special case is its own token: no need to ask spaCy
-            if simple(p) and p.rstrip(' ') not in rules: toks = [p.rstrip(' ')]; cache[p] = (self.ids_of(toks), tok.merged(toks))
+        for p in new:   # plain words need no spaCy call (see `SpacyTokenizer.quick_tokens`)
+            toks = tok.quick_tokens(p, rules) if simple else None
+            if toks is not None: cache[p] = (self.ids_of(toks), tok.merged(toks))
             elif not p.isspace(): solid.append(p)
         for k in range(0, len(solid), 5000):
             batch = solid[k:k+5000]
