@@ -309,7 +309,29 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #033bd297
+# %% ../nbs/01_tokenize.ipynb #2e938e14
+_re_caps_or_maj = re.compile(r'(\s|^)(?:([A-Z]+[^a-z\s]*)|([A-Z][^A-Z\s]*))(?=(\s|$))')
+def _caps_or_maj(m):
+    ws, caps, maj = m.groups()[:3]
+    w = caps if caps is not None else maj
+    tok = (f'{TK_UP} ' if caps is not None else f'{TK_MAJ} ') if len(w) > 1 else ''
+    return f"{ws}{tok}{w.lower()}"
+
+def _default_rules_fast(t: str) -> str:
+    "fastai's default rules, same result, fewer passes over the text."
+    t = replace_rep(fix_html(t))
+    words = t.split()
+    if any(a == b for a, b in zip(words, words[1:])): t = replace_wrep(t)
+    t = rm_useless_spaces(spec_add_spaces(t))
+    return lowercase(_re_caps_or_maj.sub(_caps_or_maj, t))
+
+def _rules_fn(rules: Sequence[Callable]) -> Callable[[str], str]:
+    "One function applying `rules` in order (the fused version for fastai's default list)."
+    if list(rules) == [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
+                       replace_all_caps, replace_maj, lowercase]: return _default_rules_fast
+    return lambda t: _apply_rules(t, rules)
+
+# %% ../nbs/01_tokenize.ipynb #16dc84cd
 class _Job:
     "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
@@ -369,7 +391,8 @@ class _Job:
     def run(self, start: int, end: int):
         "Tokenize documents start..end-1: (pid, new words, ids, lengths, ids in order of first appearance)."
         n_words, ids, lens = len(self.words), [], []
-        texts = [_apply_rules(self.text(i), self.rules) for i in range(start, end)]
+        rules = _rules_fn(self.rules)
+        texts = [rules(self.text(i)) for i in range(start, end)]
         if isinstance(self.tok, SpacyTokenizer):   # fast path: spaCy once per distinct piece, ids cached per piece
             pieces = [_re_piece.findall(t) for t in texts]
             self.learn_pieces(p for ps in pieces for p in ps)
@@ -415,7 +438,7 @@ def _merge(results) -> tuple[list[str], np.ndarray, np.ndarray]:
     lens = np.concatenate(all_lens) if all_lens else np.zeros(0, dtype=np.int64)
     return words, ids, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
 
-# %% ../nbs/01_tokenize.ipynb #b3e1f2a4
+# %% ../nbs/01_tokenize.ipynb #7fce36d6
 class Tokenized:
     "A corpus tokenized against its own list of distinct words, in order of first appearance (before any vocab)."
     def __init__(self, words: list[str], counts: np.ndarray, store: TokenStore, names: list[str] | None = None):
@@ -491,7 +514,7 @@ def tokenize_texts(texts: Sequence[str], n_workers: int = defaults.cpus, rules: 
     "Tokenize `texts` in parallel: one list of token strings per text (fastai's bulk path, with `replace_space`)."
     return tokenize_texts_to_store(texts, tok=tok, rules=rules, n_workers=n_workers).token_lists()
 
-# %% ../nbs/01_tokenize.ipynb #aaf1985d
+# %% ../nbs/01_tokenize.ipynb #5165bf7d
 _CACHE_VERSION = 1
 
 def _describe(obj) -> str:
@@ -577,7 +600,7 @@ def tokenize_folder(path: str | Path, extensions: Sequence[str] | None = None, f
     return tokenize_files(files, tok=tok, rules=rules, n_workers=n_workers, encoding=encoding, cache_dir=output_dir,
                           names=[str(f.relative_to(path)) for f in files])
 
-# %% ../nbs/01_tokenize.ipynb #4d984cbb
+# %% ../nbs/01_tokenize.ipynb #9f04bec2
 def _join_texts(df, mark_fields: bool = False) -> list[str]:
     "Join the text columns of `df`, marking each field with `xxfld i` if `mark_fields` (fastai's `_join_texts`)."
     text_col = (f'{FLD} {1} ' if mark_fields else '') + df.iloc[:, 0].astype(str)
@@ -620,7 +643,7 @@ def tokenize_csv(fname: str | Path, text_cols, outname: str | Path | None = None
     _save_cache(out, key, manifest, tkd)
     return tkd
 
-# %% ../nbs/01_tokenize.ipynb #b9494368
+# %% ../nbs/01_tokenize.ipynb #e25303ae
 def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, special_toks: list[str] | None = None) -> list[str]:
     "fastai's vocab: special tokens, then words with count >= `min_freq` by count (at most `max_vocab`), padded with xxfake to a multiple of 8."
     vocab = [o for o, c in count.most_common(max_vocab) if c >= min_freq]
@@ -631,7 +654,7 @@ def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, specia
     vocab = vocab[:max_vocab]
     return vocab + ['xxfake' for _ in range(0, 8 - len(vocab) % 8)]
 
-# %% ../nbs/01_tokenize.ipynb #5db79328
+# %% ../nbs/01_tokenize.ipynb #54d0d0f3
 class Numericalize:
     "fastai's Numericalize: tokens -> ids (a LongTensor) with a vocab made by `make_vocab` (or given), and back."
     def __init__(self, vocab: list[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
@@ -660,7 +683,7 @@ class Numericalize:
         "Tokens of `ids`."
         return [self.vocab[int(i)] for i in ids]
 
-# %% ../nbs/01_tokenize.ipynb #8e2edfe5
+# %% ../nbs/01_tokenize.ipynb #a9793f07
 _closing = set('.,!?:;)]}%…')
 _no_space_before = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _no_space_after = {'(', '[', '{', '$', '#', '\n', '\n\n'}
@@ -687,7 +710,7 @@ def decode_tokens(tokens: Sequence[str], drop: Sequence[str] = (BOS, EOS, PAD)) 
         out += sep + w
     return out
 
-# %% ../nbs/01_tokenize.ipynb #14ae63c2
+# %% ../nbs/01_tokenize.ipynb #9d246f35
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, sp_model: str | Path | None = None,
