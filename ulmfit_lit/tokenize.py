@@ -9,8 +9,9 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
            'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer']
 
-# %% ../nbs/01_tokenize.ipynb #0926473f
+# %% ../nbs/01_tokenize.ipynb #28c17cb6
 import re, os, html, json, time, shutil, hashlib, inspect, multiprocessing
+from itertools import chain
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -331,7 +332,7 @@ def _rules_fn(rules: Sequence[Callable]) -> Callable[[str], str]:
                        replace_all_caps, replace_maj, lowercase]: return _default_rules_fast
     return lambda t: _apply_rules(t, rules)
 
-# %% ../nbs/01_tokenize.ipynb #16dc84cd
+# %% ../nbs/01_tokenize.ipynb #5181560e
 class _Job:
     "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
@@ -377,15 +378,16 @@ class _Job:
 
     def spacy_doc_ids(self, text: str, pieces: list[str], out: list) -> int:
         "Append the ids of `text` (cut into `pieces`, all cached) to `out`; return how many."
-        n0, cache, prev, prev_merged = len(out), self.piece_ids, None, False
-        for piece in pieces:
-            entry = cache[piece]
-            if (prev_merged or entry[1]) and prev is not None and self.tok.straddles(prev, piece):
-                del out[n0:]   # a special pattern may straddle two pieces: spaCy on the whole text
-                self.tok.n_whole += 1
-                out += self.ids_of(self.tok.tokenize_whole(text))
-                break
-            out += entry[0]; prev, prev_merged = piece, entry[1]
+        entries = list(map(self.piece_ids.__getitem__, pieces))
+        for i in [i for i, e in enumerate(entries) if e[1]]:   # only next to a merged token can a pattern straddle
+            if ((i > 0 and self.tok.straddles(pieces[i-1], pieces[i])) or
+                    (i + 1 < len(pieces) and self.tok.straddles(pieces[i], pieces[i+1]))):
+                self.tok.n_whole += 1   # spaCy on the whole text, as it would straddle the two pieces
+                ids = self.ids_of(self.tok.tokenize_whole(text))
+                out += ids
+                return len(ids)
+        n0 = len(out)
+        out.extend(chain.from_iterable([e[0] for e in entries]))
         return len(out) - n0
 
     def run(self, start: int, end: int):
