@@ -516,7 +516,7 @@ def tokenize_texts(texts: Sequence[str], n_workers: int = defaults.cpus, rules: 
     "Tokenize `texts` in parallel: one list of token strings per text (fastai's bulk path, with `replace_space`)."
     return tokenize_texts_to_store(texts, tok=tok, rules=rules, n_workers=n_workers).token_lists()
 
-# %% ../nbs/01_tokenize.ipynb #5165bf7d
+# %% ../nbs/01_tokenize.ipynb #d35b3de4
 _CACHE_VERSION = 1
 
 def _describe(obj) -> str:
@@ -529,6 +529,7 @@ def _describe(obj) -> str:
 
 def _fingerprint(tok, rules, post_rules, **extra) -> str:
     d = dict(version=_CACHE_VERSION, tok=_describe(tok), rules=[_describe(r) for r in rules],
+             pipeline=[_describe(f) for f in (_Job, _default_rules_fast, _caps_or_maj)],   # our code changed: rebuild
              post_rules=[_describe(r) for r in post_rules], **extra)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
