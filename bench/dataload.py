@@ -8,7 +8,11 @@ Prints figures, never asserts them. fastai's AWD-LSTM trains at about 250k token
 should make batches at least 20 times faster than that. When fastai is importable from the side venv
 (/work/fastai-venv, or $FASTAI_PYTHON), its LMDataLoader and SortedDL are timed on the same token ids in the same run.
 """
-import argparse, json, os, subprocess, sys, tempfile, textwrap, time
+import os, sys
+# bench/ also holds tokenize.py, which would shadow the standard library's `tokenize` (pandas imports it): run from
+# this folder without putting it first on the path.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)): sys.path.pop(0)
+import argparse, json, subprocess, tempfile, textwrap, time
 from pathlib import Path
 
 import numpy as np
