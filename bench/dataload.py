@@ -90,7 +90,7 @@ def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sample', action='store_true', help='the 1,000-review sample instead of the full IMDb')
-    ap.add_argument('--n', type=int, default=300, help='batches timed per run (best of 3 runs)')
+    ap.add_argument('--n', type=int, default=2000, help='batches timed per run (best of 3 runs; each run starts an epoch, so it includes the shuffle)')
     ap.add_argument('--device', default='cpu', help="where batches go: 'cpu' or 'cuda'")
     ap.add_argument('--no-fastai', action='store_true', help='skip the fastai comparison')
     args = ap.parse_args()
