@@ -88,7 +88,7 @@ defaults.text_proc_rules = [fix_html, replace_rep, replace_wrep, spec_add_spaces
                             replace_all_caps, replace_maj, lowercase]
 defaults.text_postproc_rules = [replace_space]
 
-# %% ../nbs/01_tokenize.ipynb #7666a3ef
+# %% ../nbs/01_tokenize.ipynb #d56aa908
 # A run of non-whitespace with at most one following ' ' (spaCy's "followed by a space" flag), or a run of
 # whitespace (which spaCy keeps as a token: '\n', '\n ', '  ').
 _re_piece = re.compile(r'\S+ ?|\s+')
@@ -109,6 +109,9 @@ class SpacyTokenizer:
             from spacy.symbols import ORTH
             nlp = spacy.blank(self.lang)
             for w in self.special_toks: nlp.tokenizer.add_special_case(w, [{ORTH: w}])
+            # We only read token texts: skip computing each new word's lexical attributes (shape, is_alpha, ...),
+            # half of spaCy's time on unseen words. Splitting does not use them (tests compare with plain spaCy).
+            nlp.vocab.lex_attr_getters = {}
             self._spacy = nlp.tokenizer
             self._index_special_patterns()
         return self._spacy
@@ -118,9 +121,10 @@ class SpacyTokenizer:
         import spacy
         tok, bare = self._spacy, spacy.blank(self.lang).tokenizer
         bare.rules = {}   # affix splitting alone: the tokens the matcher sees
-        self._ends, self._starts, self._inside, self._merged = {}, {}, {}, set()
+        self._ends, self._starts, self._inside, self._merged, in_matcher = {}, {}, {}, set(), []
         for k, (string, _) in enumerate(tok.rules.items()):
             if not (tok.find_prefix(string) or tok.find_infix(string) or tok.find_suffix(string) or ' ' in string): continue
+            in_matcher.append(string)   # spaCy's rule for which special cases its matcher looks for
             pat = [t.text for t in bare(string)]
             if len(pat) > 1: self._merged.add(string)   # a token the matcher may have merged from several
             for j in range(1, len(pat)):   # the pattern split between two pieces after its j-th token
@@ -129,13 +133,60 @@ class SpacyTokenizer:
                 self._starts.setdefault(tail, set()).add((k, j))
                 for m in range(1, len(tail) + 1): self._inside.setdefault(tail[:m], set()).add((k, j))
         self._max_pat = max([len(s) for s in (*self._ends, *self._starts)], default=0)
+        self._end_chars, self._start_chars = {s[-1] for s in self._ends}, {s[0] for s in self._starts}
+        # Pieces can be tokenized many at a time, joined by newlines, if no matcher pattern involves a newline.
+        self.can_batch = not any('\n' in k for k in in_matcher)
 
-    def piece_links(self, piece: str, toks: list[str]) -> tuple:
-        "Which special patterns the end, and the start, of `piece` could belong to (None: none); whether a match was merged in it."
-        p, n = (piece[:-1] if piece.endswith(' ') and not piece.isspace() else piece), self._max_pat
-        ends = set().union(*[self._ends.get(p[-m:], ()) for m in range(1, min(n, len(p)) + 1)])
-        starts = set().union(*[self._starts.get(p[:m], ()) for m in range(1, min(n, len(p)) + 1)], self._inside.get(p, ()))
-        return (frozenset(ends) or None), (frozenset(starts) or None), any(t in self._merged for t in toks)
+    def merged(self, toks: list[str]) -> bool:
+        "Whether `toks` holds a token that spaCy's matcher may have merged from several (`''`, `'s`, ...)."
+        return any(t in self._merged for t in toks)
+
+    def piece_ends(self, piece: str) -> frozenset:
+        "The (pattern, split) pairs whose first part `piece` ends with: a pattern that may run into the next piece."
+        p = piece[:-1] if piece.endswith(' ') and not piece.isspace() else piece
+        if not p or p[-1] not in self._end_chars: return frozenset()
+        return frozenset().union(*[h for m in range(1, min(self._max_pat, len(p)) + 1) if (h := self._ends.get(p[-m:]))])
+
+    def piece_starts(self, piece: str) -> frozenset:
+        "The (pattern, split) pairs whose second part `piece` starts with (or lies inside)."
+        p = piece[:-1] if piece.endswith(' ') and not piece.isspace() else piece
+        if not p: return frozenset()
+        hits = [h for m in range(1, min(self._max_pat, len(p)) + 1) if (h := self._starts.get(p[:m]))]
+        if p in self._inside: hits.append(self._inside[p])
+        return frozenset().union(*hits)
+
+    def straddles(self, left: str, right: str) -> bool:
+        "Whether one of spaCy's special-case patterns could match across the neighbouring pieces `left` and `right`."
+        ends = self.piece_ends(left)
+        return bool(ends) and not ends.isdisjoint(self.piece_starts(right))
+
+    # A plain lowercase word (at most one trailing space): spaCy's English prefix, suffix, infix and URL rules all
+    # need a character other than a-z, so only a special case could split it. Followed by one of .,?!;:) it is
+    # split off by the suffix rules, and the word is left. (Checked against spaCy on every such piece of IMDb.)
+    _re_quick = re.compile(r'([a-z]+)([.,?!;:)]?) ?')
+
+    def quick_tokens(self, piece: str, rules: dict) -> list[str] | None:
+        "The tokens of a plain English word piece without calling spaCy, or None if it needs spaCy."
+        m = self._re_quick.fullmatch(piece)
+        if m is None: return None
+        word, punct = m.groups()
+        if word in rules or (punct and word + punct in rules): return None   # special cases: ask spaCy
+        return [word, punct] if punct else [word]
+
+    def tokenize_pieces(self, pieces: list[str]) -> list[list[str]]:
+        "spaCy's tokens of many non-whitespace pieces in one call: joined by newlines, which no special case spans."
+        st = self.spacy_tokenizer
+        if not self.can_batch: return [self.tokenize_piece(p) for p in pieces]
+        from spacy.attrs import IDX, LENGTH
+        text = '\n'.join(p.rstrip(' ') for p in pieces)
+        out, cur = [], []
+        for i, n in st(text).to_array([IDX, LENGTH]).tolist():   # token texts from offsets: no Token objects
+            t = text[i:i+n]
+            if t == '\n': out.append(cur); cur = []
+            else: cur.append(t)
+        out.append(cur)
+        if len(out) != len(pieces): return [self.tokenize_piece(p) for p in pieces]   # never expected; be safe
+        return out
 
     def tokenize_piece(self, piece: str) -> list[str]:
         "spaCy's tokens for one whitespace-delimited piece (no cache)."
@@ -143,18 +194,17 @@ class SpacyTokenizer:
 
     def tokenize1(self, text: str) -> list[str]:
         "The tokens of one text: spaCy runs once per distinct piece, then the pieces' tokens are reused."
-        cache, out, prev_end, prev_merged = self.cache, [], None, False
+        cache, out, prev, prev_merged = self.cache, [], None, False
         if len(cache) > self.max_cache: cache.clear()
         for piece in _re_piece.findall(text):
             entry = cache.get(piece)
             if entry is None:
                 toks = self.tokenize_piece(piece)
-                entry = cache[piece] = (toks, *self.piece_links(piece, toks))
-            if (prev_end is not None and entry[2] is not None and (prev_merged or entry[3])
-                    and not prev_end.isdisjoint(entry[2])):
+                entry = cache[piece] = (toks, self.merged(toks))
+            if (prev_merged or entry[1]) and prev is not None and self.straddles(prev, piece):
                 self.n_whole += 1
                 return self.tokenize_whole(text)   # a special pattern may straddle two pieces: spaCy on the whole
-            out += entry[0]; prev_end, prev_merged = entry[1], entry[3]
+            out += entry[0]; prev, prev_merged = piece, entry[1]
         return out
 
     def tokenize_whole(self, text: str) -> list[str]:
@@ -168,7 +218,9 @@ class SpacyTokenizer:
     def settings(self) -> dict:
         "What the tokens depend on, for cache keys."
         import spacy
-        return dict(cls='SpacyTokenizer', lang=self.lang, special_toks=self.special_toks, spacy=spacy.__version__)
+        try: impl = hashlib.sha1(inspect.getsource(type(self)).encode()).hexdigest()   # our code changed: new tokens
+        except (OSError, TypeError): impl = None
+        return dict(cls='SpacyTokenizer', lang=self.lang, special_toks=self.special_toks, spacy=spacy.__version__, impl=impl)
 
     def __getstate__(self):   # spaCy objects and the cache stay behind when pickled (spawned workers)
         return {**self.__dict__, '_spacy': None, 'cache': {}}
@@ -257,7 +309,7 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #ce3e91b2
+# %% ../nbs/01_tokenize.ipynb #033bd297
 class _Job:
     "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
@@ -284,32 +336,47 @@ class _Job:
             out.append(i)
         return out
 
-    def doc_ids(self, text: str, out: list) -> int:
-        "Append the ids of `text` to `out`; return how many."
-        n0 = len(out)
-        tok = self.tok
-        if isinstance(tok, SpacyTokenizer):   # fast path: ids cached per whitespace piece
-            cache, get, prev_end, prev_merged = self.piece_ids, self.piece_ids.get, None, False
-            if len(cache) > SpacyTokenizer.max_cache: cache.clear()
-            for piece in _re_piece.findall(text):
-                entry = get(piece)
-                if entry is None:
-                    toks = tok.tokenize_piece(piece)
-                    entry = cache[piece] = (self.ids_of(toks), *tok.piece_links(piece, toks))
-                if (prev_end is not None and entry[2] is not None and (prev_merged or entry[3])
-                        and not prev_end.isdisjoint(entry[2])):
-                    del out[n0:]   # a special pattern may straddle two pieces: spaCy on the whole text
-                    tok.n_whole += 1
-                    out += self.ids_of(tok.tokenize_whole(text))
-                    break
-                out += entry[0]; prev_end, prev_merged = entry[1], entry[3]
-        else: out += self.ids_of(list(next(iter(tok([text])))))
+    def learn_pieces(self, pieces: Iterable[str]):
+        "Tokenize the pieces not seen yet, many per spaCy call, and cache their ids and pattern links."
+        tok, cache = self.tok, self.piece_ids
+        if len(cache) > SpacyTokenizer.max_cache: cache.clear()
+        new = list(dict.fromkeys(p for p in pieces if p not in cache))
+        simple, rules = tok.lang == 'en', tok.spacy_tokenizer.rules
+        solid = []
+        for p in new:   # plain words need no spaCy call (see `SpacyTokenizer.quick_tokens`)
+            toks = tok.quick_tokens(p, rules) if simple else None
+            if toks is not None: cache[p] = (self.ids_of(toks), tok.merged(toks))
+            elif not p.isspace(): solid.append(p)
+        for k in range(0, len(solid), 5000):
+            batch = solid[k:k+5000]
+            for p, toks in zip(batch, tok.tokenize_pieces(batch)): cache[p] = (self.ids_of(toks), tok.merged(toks))
+        for p in new:
+            if p.isspace(): toks = tok.tokenize_piece(p); cache[p] = (self.ids_of(toks), tok.merged(toks))
+
+    def spacy_doc_ids(self, text: str, pieces: list[str], out: list) -> int:
+        "Append the ids of `text` (cut into `pieces`, all cached) to `out`; return how many."
+        n0, cache, prev, prev_merged = len(out), self.piece_ids, None, False
+        for piece in pieces:
+            entry = cache[piece]
+            if (prev_merged or entry[1]) and prev is not None and self.tok.straddles(prev, piece):
+                del out[n0:]   # a special pattern may straddle two pieces: spaCy on the whole text
+                self.tok.n_whole += 1
+                out += self.ids_of(self.tok.tokenize_whole(text))
+                break
+            out += entry[0]; prev, prev_merged = piece, entry[1]
         return len(out) - n0
 
     def run(self, start: int, end: int):
         "Tokenize documents start..end-1: (pid, new words, ids, lengths, ids in order of first appearance)."
         n_words, ids, lens = len(self.words), [], []
-        for i in range(start, end): lens.append(self.doc_ids(_apply_rules(self.text(i), self.rules), ids))
+        texts = [_apply_rules(self.text(i), self.rules) for i in range(start, end)]
+        if isinstance(self.tok, SpacyTokenizer):   # fast path: spaCy once per distinct piece, ids cached per piece
+            pieces = [_re_piece.findall(t) for t in texts]
+            self.learn_pieces(p for ps in pieces for p in ps)
+            for t, ps in zip(texts, pieces): lens.append(self.spacy_doc_ids(t, ps, ids))
+        else:
+            for t in texts:
+                n0 = len(ids); ids += self.ids_of(list(next(iter(self.tok([t]))))); lens.append(len(ids) - n0)
         ids = np.array(ids, dtype=np.uint32)
         uniq, first = np.unique(ids, return_index=True)
         return os.getpid(), self.words[n_words:], ids, np.array(lens, dtype=np.int64), uniq[np.argsort(first)]
