@@ -8,7 +8,11 @@ Prints figures, never asserts them. fastai's AWD-LSTM trains at about 250k token
 should make batches at least 20 times faster than that. When fastai is importable from the side venv
 (/work/fastai-venv, or $FASTAI_PYTHON), its LMDataLoader and SortedDL are timed on the same token ids in the same run.
 """
-import argparse, json, os, subprocess, sys, tempfile, textwrap, time
+import os, sys
+# bench/ also holds tokenize.py, which would shadow the standard library's `tokenize` (pandas imports it): run from
+# this folder without putting it first on the path.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)): sys.path.pop(0)
+import argparse, json, subprocess, tempfile, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +90,7 @@ def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sample', action='store_true', help='the 1,000-review sample instead of the full IMDb')
-    ap.add_argument('--n', type=int, default=300, help='batches timed per run (best of 3 runs)')
+    ap.add_argument('--n', type=int, default=2000, help='batches timed per run (best of 3 runs; each run starts an epoch, so it includes the shuffle)')
     ap.add_argument('--device', default='cpu', help="where batches go: 'cpu' or 'cuda'")
     ap.add_argument('--no-fastai', action='store_true', help='skip the fastai comparison')
     args = ap.parse_args()
