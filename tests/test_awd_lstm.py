@@ -228,3 +228,21 @@ def test_splits_cover_every_parameter_once(make, split, n):
 def test_check_state_dict_accepts_fastai_dicts():
     check_state_dict(tiny_lm(), torch.load(FX / 'lm_state.pth', weights_only=True))
     check_state_dict(tiny_clas(), torch.load(FX / 'clas_state.pth', weights_only=True))
+
+
+def test_packed_weights_are_one_buffer_and_give_the_same_lstm():
+    "The GPU path packs the weights into one buffer (cuDNN's layout); checked here on the CPU: same storage, same result."
+    from ulmfit_lit.awd_lstm import _packed
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    ws = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+    packed = _packed(ws)
+    base = packed[0].untyped_storage().data_ptr()
+    assert all(p.untyped_storage().data_ptr() == base and p.is_contiguous() for p in packed)
+    offsets = [p.storage_offset() for p in packed]
+    assert offsets == [0, 48, 112, 128]                      # back to back: w_ih (16x3), w_hh (16x4), b_ih, b_hh
+    x, h0 = torch.randn(2, 5, 3), (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+    out = torch.lstm(x, h0, packed, True, 1, 0., True, False, True)[0]
+    torch.testing.assert_close(out, lstm(x, h0)[0])
+    out.sum().backward()
+    assert lstm.weight_hh_l0.grad is not None                # gradients flow back through the packing
