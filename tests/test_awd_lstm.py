@@ -246,3 +246,27 @@ def test_packed_weights_are_one_buffer_and_give_the_same_lstm():
     torch.testing.assert_close(out, lstm(x, h0)[0])
     out.sum().backward()
     assert lstm.weight_hh_l0.grad is not None                # gradients flow back through the packing
+
+
+def test_training_mode_matches_fastai_same_seed():
+    """With the same seed, training-mode outputs and gradients equal fastai's (fixtures/awd_tiny/make_fastai_train_mode.py):
+    every dropout draws the same random numbers, in the same order and sizes. Depends on torch's CPU generator (2.13)."""
+    ref_ = np.load(FX / 'fastai_train_mode.npz')
+    m = tiny_lm()
+    m.load_state_dict(torch.load(FX / 'lm_state.pth', weights_only=True)); m.train(); m.reset()
+    torch.manual_seed(0)
+    x = ref('lm_input')
+    out = m(x)[0]; out2 = m(x)[0]
+    (out.square().sum() + out2.sum()).backward()
+    torch.testing.assert_close(out.detach(), torch.from_numpy(ref_['logits']), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out2.detach(), torch.from_numpy(ref_['logits2']), rtol=0, atol=1e-5)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['g_' + n]), rtol=0, atol=1e-5, msg=n)
+    c = get_text_classifier(AWD_LSTM, 50, 2, config=CFG['clas_config'], lin_ftrs=[50], ps=[0.1])
+    c.load_state_dict(torch.load(FX / 'clas_state.pth', weights_only=True)); c.train()
+    c[0].fastai_quirk = True       # these rows have end padding at a chunk start: fastai runs fewer rows there
+    torch.manual_seed(1)
+    lc = c(ref('clas_input')[[0, 1]])[0]; lc.sum().backward()
+    torch.testing.assert_close(lc.detach(), torch.from_numpy(ref_['clas']), rtol=0, atol=1e-5)
+    for n, p in c.named_parameters():
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['gc_' + n]), rtol=0, atol=1e-5, msg=n)
