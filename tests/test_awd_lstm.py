@@ -270,3 +270,17 @@ def test_training_mode_matches_fastai_same_seed():
     torch.testing.assert_close(lc.detach(), torch.from_numpy(ref_['clas']), rtol=0, atol=1e-5)
     for n, p in c.named_parameters():
         torch.testing.assert_close(p.grad, torch.from_numpy(ref_['gc_' + n]), rtol=0, atol=1e-5, msg=n)
+
+
+def test_padded_row_starts_from_zero_state():
+    "A row padded first in whole chunks gives the outputs it gives alone; a row of padding only runs nothing."
+    torch.manual_seed(0)
+    enc = tiny_clas(seq_len=8)[0].eval()
+    x = torch.randint(2, 50, (3, 24))
+    x[1, :8] = 1; x[1, 20:] = 1          # text at 8..19
+    x[2, :] = 1                          # an empty row
+    with torch.no_grad():
+        out, mask = enc(x)
+        alone, _ = enc(x[1:2, 8:20])
+    torch.testing.assert_close(out[1, 8:20], alone[0])
+    assert mask[2].all() and (out[2] == 0).all()

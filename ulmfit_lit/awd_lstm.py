@@ -265,7 +265,7 @@ def get_language_model(arch: type, vocab_sz: int, config: dict | None = None, dr
                             tie_encoder=encoder.encoder if tie_weights else None, bias=out_bias)
     return SequentialRNN(encoder, decoder)
 
-# %% ../nbs/03_awd_lstm.ipynb #000d9cb0
+# %% ../nbs/03_awd_lstm.ipynb #6322adc0
 def _pad_rows(t: torch.Tensor, bs: int) -> torch.Tensor:
     "Append zero rows to `t` (n, ...) up to `bs` rows."
     if t.size(0) >= bs: return t
@@ -288,7 +288,8 @@ class SentenceEncoder(nn.Module):
         bs, sl = input.shape
         self.reset()                                   # every text starts from a zero state
         mask = input == self.pad_idx                   # (bs, sl), True at padding
-        text_start = (~mask).int().argmax(dim=1)       # (bs,) position of each row's first real token
+        has_text = (~mask).any(dim=1)                  # (bs,) False for a row of padding only
+        text_start = torch.where(has_text, (~mask).int().argmax(dim=1), sl)   # (bs,) each row's first real token
         outs, masks = [], []
         for i in range(0, sl, self.bptt):
             if self.fastai_quirk: n_rows = int((input[:, i] != self.pad_idx).sum())
