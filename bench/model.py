@@ -1,13 +1,14 @@
 """Forward+backward speed of the AWD-LSTM language model, in tokens per second.
 
     python bench/model.py                 # CPU (and the GPU too, when there is one)
-    python bench/model.py --iters 5       # more timed steps: the best one is reported
+    python bench/model.py --rounds 5      # more rounds: the best step is reported
 
 One step = forward in training mode (all dropouts on), cross-entropy on the logits, backward, zero the gradients.
 Two sizes: fastai's default LM (vocab 60k, emb 400, hid 1152, 3 layers, bs 16, bptt 70) and a small one
 (vocab 10k, emb 200, hid 400, 2 layers). tokens/s = bs*bptt / (best step time). When fastai is importable from a side
 venv (--fastai-python, default /work/fastai-venv/bin/python), the same steps run there through a subprocess, in the same
-run, with the same torch thread count. Prints figures only; never asserts a time.
+run, alternating with ours round by round (the course machine is shared, so the best step of each is reported).
+Prints figures only; never asserts a time.
 """
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
@@ -52,21 +53,24 @@ def time_steps(impl: str, size: str, device: str, iters: int) -> float:
     return best
 
 
-def fastai_times(py: str, sizes, devices, iters: int):
-    "Run this script under fastai's venv; None when fastai is not importable there."
-    if not Path(py).exists(): return None
-    if subprocess.run([py, '-c', 'import fastai.text.all'], capture_output=True).returncode != 0: return None
-    env = dict(os.environ, PYTHONPATH='')
-    out = subprocess.run([py, __file__, '--impl', 'fastai', '--json', '--iters', str(iters), '--sizes', *sizes,
+def fastai_importable(py: str) -> bool:
+    "Whether `py` (the side venv's python) can import fastai."
+    return Path(py).exists() and subprocess.run([py, '-c', 'import fastai.text.all'], capture_output=True).returncode == 0
+
+
+def run_one(py: str, impl: str, size: str, devices, iters: int) -> dict:
+    "Time one implementation and size in a fresh process (so neither run inherits the other's memory state)."
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) if impl == 'ours' else '')
+    out = subprocess.run([py, __file__, '--impl', impl, '--json', '--iters', str(iters), '--sizes', size,
                           '--devices', *devices], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        print('fastai run failed:', out.stderr[-2000:]); return None
+    if out.returncode != 0: raise RuntimeError(f'{impl} run failed:\n{out.stderr[-2000:]}')
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--iters', type=int, default=3, help='timed steps per size; the best is reported')
+    p.add_argument('--iters', type=int, default=3, help='timed steps per size and round')
+    p.add_argument('--rounds', type=int, default=3, help='rounds, ours and fastai alternating; the best step is reported')
     p.add_argument('--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
     p.add_argument('--devices', nargs='+', default=None, help='cpu and/or cuda (default: cpu, plus cuda if present)')
     p.add_argument('--impl', default='ours', choices=['ours', 'fastai'])
@@ -75,17 +79,27 @@ def main():
     a = p.parse_args()
     import torch
     devices = a.devices or (['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
-    res = {f'{d}/{s}': time_steps(a.impl, s, d, a.iters) for d in devices for s in a.sizes}
-    if a.json:
-        print(json.dumps(res)); return
-    fa = fastai_times(a.fastai_python, a.sizes, devices, a.iters) if a.impl == 'ours' else None
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, best of {a.iters} steps after a warm-up')
+    keys = [f'{d}/{s}' for d in devices for s in a.sizes]
+    if a.json:   # one round of one implementation, for the subprocess
+        print(json.dumps({k: time_steps(a.impl, k.split('/')[1], k.split('/')[0], a.iters) for k in keys})); return
+    # Each size and implementation in its own process, ours and fastai alternating round by round, so that both see
+    # the same load on a shared machine; the best step of each is reported.
+    has_fastai = a.impl == 'ours' and fastai_importable(a.fastai_python)
+    best = {impl: {k: float('inf') for k in keys} for impl in ['ours', 'fastai']}
+    for _ in range(a.rounds):
+        for size in a.sizes:
+            runs = [('ours', sys.executable)] + ([('fastai', a.fastai_python)] if has_fastai else [])
+            for impl, py in runs:
+                for k, t in run_one(py, impl, size, devices, a.iters).items(): best[impl][k] = min(best[impl][k], t)
+    ours, fa = best['ours'], (best['fastai'] if has_fastai else None)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; best of {a.rounds} rounds x {a.iters} steps,'
+          f' each after a warm-up step' + ('' if fa else '; fastai not importable from ' + a.fastai_python))
     print(f'{"device/size":<14} {"tokens/step":>11} {"ours tok/s":>11} {"fastai tok/s":>13}')
-    for k, t in res.items():
+    for k in keys:
         s = SIZES[k.split('/')[1]]
         n = s['bs'] * s['bptt']
-        f = f'{n / fa[k]:13.0f}' if fa else f'{"(no fastai)":>13}'
-        print(f'{k:<14} {n:>11} {n / t:11.0f} {f}')
+        f = f'{n / fa[k]:13.0f}' if fa else f'{"-":>13}'
+        print(f'{k:<14} {n:>11} {n / ours[k]:11.0f} {f}')
 
 
 if __name__ == '__main__':

@@ -228,3 +228,59 @@ def test_splits_cover_every_parameter_once(make, split, n):
 def test_check_state_dict_accepts_fastai_dicts():
     check_state_dict(tiny_lm(), torch.load(FX / 'lm_state.pth', weights_only=True))
     check_state_dict(tiny_clas(), torch.load(FX / 'clas_state.pth', weights_only=True))
+
+
+def test_packed_weights_are_one_buffer_and_give_the_same_lstm():
+    "The GPU path packs the weights into one buffer (cuDNN's layout); checked here on the CPU: same storage, same result."
+    from ulmfit_lit.awd_lstm import _packed
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    ws = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+    packed = _packed(ws)
+    base = packed[0].untyped_storage().data_ptr()
+    assert all(p.untyped_storage().data_ptr() == base and p.is_contiguous() for p in packed)
+    offsets = [p.storage_offset() for p in packed]
+    assert offsets == [0, 48, 112, 128]                      # back to back: w_ih (16x3), w_hh (16x4), b_ih, b_hh
+    x, h0 = torch.randn(2, 5, 3), (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+    out = torch.lstm(x, h0, packed, True, 1, 0., True, False, True)[0]
+    torch.testing.assert_close(out, lstm(x, h0)[0])
+    out.sum().backward()
+    assert lstm.weight_hh_l0.grad is not None                # gradients flow back through the packing
+
+
+def test_training_mode_matches_fastai_same_seed():
+    """With the same seed, training-mode outputs and gradients equal fastai's (fixtures/awd_tiny/make_fastai_train_mode.py):
+    every dropout draws the same random numbers, in the same order and sizes. Depends on torch's CPU generator (2.13)."""
+    ref_ = np.load(FX / 'fastai_train_mode.npz')
+    m = tiny_lm()
+    m.load_state_dict(torch.load(FX / 'lm_state.pth', weights_only=True)); m.train(); m.reset()
+    torch.manual_seed(0)
+    x = ref('lm_input')
+    out = m(x)[0]; out2 = m(x)[0]
+    (out.square().sum() + out2.sum()).backward()
+    torch.testing.assert_close(out.detach(), torch.from_numpy(ref_['logits']), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out2.detach(), torch.from_numpy(ref_['logits2']), rtol=0, atol=1e-5)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['g_' + n]), rtol=0, atol=1e-5, msg=n)
+    c = get_text_classifier(AWD_LSTM, 50, 2, config=CFG['clas_config'], lin_ftrs=[50], ps=[0.1])
+    c.load_state_dict(torch.load(FX / 'clas_state.pth', weights_only=True)); c.train()
+    c[0].fastai_quirk = True       # these rows have end padding at a chunk start: fastai runs fewer rows there
+    torch.manual_seed(1)
+    lc = c(ref('clas_input')[[0, 1]])[0]; lc.sum().backward()
+    torch.testing.assert_close(lc.detach(), torch.from_numpy(ref_['clas']), rtol=0, atol=1e-5)
+    for n, p in c.named_parameters():
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['gc_' + n]), rtol=0, atol=1e-5, msg=n)
+
+
+def test_padded_row_starts_from_zero_state():
+    "A row padded first in whole chunks gives the outputs it gives alone; a row of padding only runs nothing."
+    torch.manual_seed(0)
+    enc = tiny_clas(seq_len=8)[0].eval()
+    x = torch.randint(2, 50, (3, 24))
+    x[1, :8] = 1; x[1, 20:] = 1          # text at 8..19
+    x[2, :] = 1                          # an empty row
+    with torch.no_grad():
+        out, mask = enc(x)
+        alone, _ = enc(x[1:2, 8:20])
+    torch.testing.assert_close(out[1, 8:20], alone[0])
+    assert mask[2].all() and (out[2] == 0).all()

@@ -36,7 +36,7 @@ class LSTMCell(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
 
-# %% ../nbs/03_awd_lstm.ipynb #e5b41b38
+# %% ../nbs/03_awd_lstm.ipynb #799bd307
 class LSTMLayer(nn.Module):
     "An `LSTMCell` run over a whole sequence, batch first, one Python step per time step."
     def __init__(self, n_in: int, n_hid: int):
@@ -51,18 +51,18 @@ class LSTMLayer(nn.Module):
             outs.append(h)
         return torch.stack(outs, dim=1), state
 
-# %% ../nbs/03_awd_lstm.ipynb #95a7671b
+# %% ../nbs/03_awd_lstm.ipynb #90ea2349
 def dropout_mask(x: torch.Tensor, sz: tuple[int, ...], p: float) -> torch.Tensor:
     "A mask of size `sz` like `x` (dtype, device): each element is 0 with probability `p`, else `1/(1-p)`."
     return x.new_empty(*sz).bernoulli_(1 - p).div_(1 - p)
 
-# %% ../nbs/03_awd_lstm.ipynb #ae676b41
+# %% ../nbs/03_awd_lstm.ipynb #2d1f7c30
 def _check_p(p: float, name: str) -> float:
     "Refuse a dropout probability outside [0, 1): p=1 would divide by zero in `dropout_mask`."
     if not 0 <= p < 1: raise ValueError(f"{name}={p} must be in [0, 1); lower it (or drop_mult, which multiplies it)")
     return p
 
-# %% ../nbs/03_awd_lstm.ipynb #369457d0
+# %% ../nbs/03_awd_lstm.ipynb #ba754e2f
 class RNNDropout(nn.Module):
     "Dropout with probability `p`, one mask per sequence shared by all time steps of `x` (bs, seq_len, ...)."
     def __init__(self, p: float = 0.5):
@@ -74,7 +74,7 @@ class RNNDropout(nn.Module):
         if not self.training or self.p == 0.: return x
         return x * dropout_mask(x.detach(), (x.size(0), 1, *x.shape[2:]), self.p)  # mask (bs, 1, ...)
 
-# %% ../nbs/03_awd_lstm.ipynb #ddd52134
+# %% ../nbs/03_awd_lstm.ipynb #880f5519
 def _packed(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     "Views into one new contiguous buffer holding `weights` back to back (differentiable): cuDNN's own layout."
     flat = torch.cat([w.reshape(-1) for w in weights])
@@ -91,8 +91,9 @@ class WeightDropout(nn.Module):
         if not isinstance(module, nn.LSTM) or module.num_layers != 1:
             raise TypeError("WeightDropout wraps a one-layer nn.LSTM (stack several for a deeper model)")
         self.module, self.weight_p = module, _check_p(weight_p, 'weight_p')
-        # The trainable recurrent weight moves here, named as in fastai: '<this>.weight_hh_l0_raw'.
-        self.weight_hh_l0_raw = nn.Parameter(module.weight_hh_l0.detach().clone())
+        # The trainable recurrent weight moves here, named as in fastai: '<this>.weight_hh_l0_raw'. The nn.LSTM keeps
+        # its other weights and its sizes, but we never call it: we call its kernel with the weights we choose.
+        self.weight_hh_l0_raw = nn.Parameter(module.weight_hh_l0.detach())
         del module.weight_hh_l0
         sfx = ['', '_reverse'] if module.bidirectional else ['']
         self.weight_names = [n + s for s in sfx for n in ('weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0')]
@@ -102,11 +103,11 @@ class WeightDropout(nn.Module):
         w_hh = F.dropout(self.weight_hh_l0_raw, self.weight_p, self.training)   # (4*n_hid, n_hid)
         weights = [w_hh if n == 'weight_hh_l0' else getattr(self.module, n) for n in self.weight_names]
         if x.is_cuda: weights = _packed(weights)
-        lstm = self.module
-        out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, lstm.bidirectional, True)
-        return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid)
+        # torch.lstm(input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+        out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, self.module.bidirectional, True)
+        return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid); h, c: (n_dir, bs, n_hid)
 
-# %% ../nbs/03_awd_lstm.ipynb #cfe407b7
+# %% ../nbs/03_awd_lstm.ipynb #3446d26f
 class EmbeddingDropout(nn.Module):
     "Look words up in `emb`, with whole rows (words) dropped with probability `embed_p` in training."
     def __init__(self, emb: nn.Embedding, embed_p: float):
@@ -122,7 +123,7 @@ class EmbeddingDropout(nn.Module):
             out = out * mask[words]                                               # (bs, seq_len, 1) broadcast
         return out
 
-# %% ../nbs/03_awd_lstm.ipynb #8487a373
+# %% ../nbs/03_awd_lstm.ipynb #133cd8c4
 class AWD_LSTM(nn.Module):
     "AWD-LSTM encoder (Merity et al. 2017): embedding, `n_layers` stacked LSTMs with 4 kinds of dropout, hidden state kept."
     initrange = 0.1
@@ -182,7 +183,7 @@ class AWD_LSTM(nn.Module):
         "Zero the hidden state (call it at the start of each epoch or new text)."
         self.hidden = [(self._zeros(l, self.bs), self._zeros(l, self.bs)) for l in range(self.n_layers)]
 
-# %% ../nbs/03_awd_lstm.ipynb #f0cd43ba
+# %% ../nbs/03_awd_lstm.ipynb #d0fb95a1
 awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1,
                           hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
 
@@ -192,7 +193,7 @@ awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bid
 # Per architecture: its default configs and which config entry is the encoder's output size (the head's input).
 model_meta = {AWD_LSTM: dict(hid_name='emb_sz', config_lm=awd_lstm_lm_config, config_clas=awd_lstm_clas_config)}
 
-# %% ../nbs/03_awd_lstm.ipynb #98e4ac96
+# %% ../nbs/03_awd_lstm.ipynb #28de8e26
 class LinearDecoder(nn.Module):
     "Language-model head: `RNNDropout(output_p)` then a linear layer to `n_out` words, maybe tied to an embedding."
     initrange = 0.1
@@ -211,7 +212,7 @@ class LinearDecoder(nn.Module):
         dp_inp = self.output_dp(input)
         return self.decoder(dp_inp), input, dp_inp
 
-# %% ../nbs/03_awd_lstm.ipynb #c3c5fcdf
+# %% ../nbs/03_awd_lstm.ipynb #14d403b4
 def check_state_dict(model: nn.Module, state_dict: dict) -> None:
     "Raise a `RuntimeError` naming every key of `state_dict` that is missing, unexpected or of another size than in `model`."
     own, problems = model.state_dict(), []
@@ -243,7 +244,7 @@ class SequentialRNN(nn.Sequential):
         if strict: check_state_dict(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-# %% ../nbs/03_awd_lstm.ipynb #8a969438
+# %% ../nbs/03_awd_lstm.ipynb #2a779e7c
 def _scaled(config: dict, drop_mult: float) -> dict:
     "A copy of `config` with every dropout probability (`*_p`) multiplied by `drop_mult`."
     return {k: v * drop_mult if k.endswith('_p') else v for k, v in config.items()}
@@ -264,7 +265,7 @@ def get_language_model(arch: type, vocab_sz: int, config: dict | None = None, dr
                             tie_encoder=encoder.encoder if tie_weights else None, bias=out_bias)
     return SequentialRNN(encoder, decoder)
 
-# %% ../nbs/03_awd_lstm.ipynb #5c0331ce
+# %% ../nbs/03_awd_lstm.ipynb #6322adc0
 def _pad_rows(t: torch.Tensor, bs: int) -> torch.Tensor:
     "Append zero rows to `t` (n, ...) up to `bs` rows."
     if t.size(0) >= bs: return t
@@ -287,7 +288,8 @@ class SentenceEncoder(nn.Module):
         bs, sl = input.shape
         self.reset()                                   # every text starts from a zero state
         mask = input == self.pad_idx                   # (bs, sl), True at padding
-        text_start = (~mask).int().argmax(dim=1)       # (bs,) position of each row's first real token
+        has_text = (~mask).any(dim=1)                  # (bs,) False for a row of padding only
+        text_start = torch.where(has_text, (~mask).int().argmax(dim=1), sl)   # (bs,) each row's first real token
         outs, masks = [], []
         for i in range(0, sl, self.bptt):
             if self.fastai_quirk: n_rows = int((input[:, i] != self.pad_idx).sum())
@@ -298,7 +300,7 @@ class SentenceEncoder(nn.Module):
                 masks.append(mask[:, i: i + self.bptt])
         return torch.cat(outs, dim=1), torch.cat(masks, dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #4bae6418
+# %% ../nbs/03_awd_lstm.ipynb #f19beae1
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> torch.Tensor:
     "Pool `output` (bs, sl, n) ignoring `mask`ed (padding) positions into [last, max, mean]: (bs, 3*n)."
     lens = output.shape[1] - mask.long().sum(dim=1)                 # (bs,) real tokens per row
@@ -308,7 +310,7 @@ def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> t
     last = output[torch.arange(output.size(0)), -last_lens - 1]     # (bs, n) output at the last real token
     return torch.cat([last, max_pool, avg_pool], dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #d71b875d
+# %% ../nbs/03_awd_lstm.ipynb #f26c96ca
 def _lin_bn_drop(n_in: int, n_out: int, p: float, relu: bool) -> nn.Sequential:
     "fastai's LinBnDrop: BatchNorm1d(n_in), Dropout(p) (absent when p=0), Linear(n_in, n_out, bias=False), maybe ReLU."
     bn = nn.BatchNorm1d(n_in)
@@ -333,7 +335,7 @@ class PoolingLinearClassifier(nn.Module):
         x = masked_concat_pool(out, mask, self.bptt)   # (bs, 3*n)
         return self.layers(x), out, out
 
-# %% ../nbs/03_awd_lstm.ipynb #d932a6e7
+# %% ../nbs/03_awd_lstm.ipynb #64d24ddb
 def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 72, config: dict | None = None,
                         drop_mult: float = 1., lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                         pad_idx: int = 1, max_len: int = 72 * 20) -> SequentialRNN:
@@ -347,7 +349,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
     encoder = SentenceEncoder(seq_len, arch(vocab_sz, **config), pad_idx=pad_idx, max_len=max_len)
     return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len))
 
-# %% ../nbs/03_awd_lstm.ipynb #0fce1d1c
+# %% ../nbs/03_awd_lstm.ipynb #3098e432
 def _unique_params(*modules: nn.Module) -> list[nn.Parameter]:
     "The parameters of `modules`, in order, each once (a tied weight is listed once)."
     return list(nn.ModuleList(modules).parameters())
@@ -368,7 +370,7 @@ def awd_lstm_clas_split(model: SequentialRNN) -> list[list[nn.Parameter]]:
 # The architecture's record (see get_language_model) gets its splits.
 model_meta[AWD_LSTM].update(split_lm=awd_lstm_lm_split, split_clas=awd_lstm_clas_split)
 
-# %% ../nbs/03_awd_lstm.ipynb #969c8c63
+# %% ../nbs/03_awd_lstm.ipynb #602e28a4
 class _ListOfStringsUnpickler(pickle.Unpickler):
     "An unpickler that refuses every global lookup, so nothing can be imported or called while loading."
     def find_class(self, module, name):
