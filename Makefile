@@ -60,5 +60,10 @@ export: install
 check-drift: export
 	git diff --exit-code -- ulmfit_lit nbs README.md
 
-bench: install
-	$(BIN)/python bench/tokenize.py
+# Benchmarks print figures (ours, and fastai's when it is importable from a side environment); they assert nothing.
+bench: install test-home
+	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/tokenize.py
+	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/dataload.py
+	$(BIN)/python bench/model.py
+	$(BIN)/python bench/learner.py
+	$(BIN)/python bench/generate.py
