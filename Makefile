@@ -62,7 +62,7 @@ check-drift: export
 
 # Benchmarks print figures (ours, and fastai's when it is importable from a side environment); they assert nothing.
 bench: install test-home
-	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/tokenize.py
+	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/tokenization.py
 	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/dataload.py
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/learner.py

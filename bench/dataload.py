@@ -9,9 +9,6 @@ should make batches at least 20 times faster than that. When fastai is importabl
 (/work/fastai-venv, or $FASTAI_PYTHON), its LMDataLoader and SortedDL are timed on the same token ids in the same run.
 """
 import os, sys
-# bench/ also holds tokenize.py, which would shadow the standard library's `tokenize` (pandas imports it): run from
-# this folder without putting it first on the path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)): sys.path.pop(0)
 import argparse, json, subprocess, tempfile, textwrap, time
 from pathlib import Path
 

@@ -1,6 +1,6 @@
 """Tokenization throughput: ulmfit_lit against fastai 2.8.12 on the same IMDb reviews, in one run.
 
-    python bench/tokenize.py [--path IMDB_FOLDER] [--n 5000] [--workers 2] [--runs 3] [--fastai-python PY]
+    python bench/tokenization.py [--path IMDB_FOLDER] [--n 5000] [--workers 2] [--runs 3] [--fastai-python PY]
 
 Prints texts/s and tokens/s for ours and, when a Python with fastai is found (`import fastai` here, or
 --fastai-python, default /work/fastai-venv/bin/python), for fastai's `tokenize_texts` on the same texts; then
@@ -8,8 +8,6 @@ whether the tokens are identical. Figures only: a benchmark never asserts a time
 """
 import sys
 from pathlib import Path
-# This file is named tokenize.py: keep its folder off sys.path so it never shadows the standard library's tokenize.
-sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 import argparse, json, os, random, subprocess, tempfile, time
 
 FASTAI_SNIPPET = r'''
