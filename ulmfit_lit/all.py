@@ -7,3 +7,6 @@ from .tokenize import *
 from .data import *
 from .awd_lstm import *
 from .learner import *
+from .language_model import *
+from .classifier import *
+from .cli import *

@@ -265,7 +265,7 @@ def get_language_model(arch: type, vocab_sz: int, config: dict | None = None, dr
                             tie_encoder=encoder.encoder if tie_weights else None, bias=out_bias)
     return SequentialRNN(encoder, decoder)
 
-# %% ../nbs/03_awd_lstm.ipynb #6322adc0
+# %% ../nbs/03_awd_lstm.ipynb #7bed3960
 def _pad_rows(t: torch.Tensor, bs: int) -> torch.Tensor:
     "Append zero rows to `t` (n, ...) up to `bs` rows."
     if t.size(0) >= bs: return t
@@ -290,6 +290,13 @@ class SentenceEncoder(nn.Module):
         mask = input == self.pad_idx                   # (bs, sl), True at padding
         has_text = (~mask).any(dim=1)                  # (bs,) False for a row of padding only
         text_start = torch.where(has_text, (~mask).int().argmax(dim=1), sl)   # (bs,) each row's first real token
+        # The loop below runs the first n_rows rows, so it needs the longest texts first. Training batches come sorted
+        # (SortedDL); batches that keep their input order (test_dl) are sorted here and put back at the end.
+        order = torch.argsort(text_start, stable=True)
+        if bool((order != torch.arange(bs, device=order.device)).any()):
+            out, out_mask = self.forward(input[order])
+            inverse = torch.argsort(order)
+            return out[inverse], out_mask[inverse]
         outs, masks = [], []
         for i in range(0, sl, self.bptt):
             if self.fastai_quirk: n_rows = int((input[:, i] != self.pad_idx).sum())
@@ -300,7 +307,7 @@ class SentenceEncoder(nn.Module):
                 masks.append(mask[:, i: i + self.bptt])
         return torch.cat(outs, dim=1), torch.cat(masks, dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #f19beae1
+# %% ../nbs/03_awd_lstm.ipynb #4e3c461d
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> torch.Tensor:
     "Pool `output` (bs, sl, n) ignoring `mask`ed (padding) positions into [last, max, mean]: (bs, 3*n)."
     lens = output.shape[1] - mask.long().sum(dim=1)                 # (bs,) real tokens per row
@@ -310,7 +317,7 @@ def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> t
     last = output[torch.arange(output.size(0)), -last_lens - 1]     # (bs, n) output at the last real token
     return torch.cat([last, max_pool, avg_pool], dim=1)
 
-# %% ../nbs/03_awd_lstm.ipynb #f26c96ca
+# %% ../nbs/03_awd_lstm.ipynb #8c3dac8b
 def _lin_bn_drop(n_in: int, n_out: int, p: float, relu: bool) -> nn.Sequential:
     "fastai's LinBnDrop: BatchNorm1d(n_in), Dropout(p) (absent when p=0), Linear(n_in, n_out, bias=False), maybe ReLU."
     bn = nn.BatchNorm1d(n_in)
@@ -335,7 +342,7 @@ class PoolingLinearClassifier(nn.Module):
         x = masked_concat_pool(out, mask, self.bptt)   # (bs, 3*n)
         return self.layers(x), out, out
 
-# %% ../nbs/03_awd_lstm.ipynb #64d24ddb
+# %% ../nbs/03_awd_lstm.ipynb #7fad2fb0
 def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 72, config: dict | None = None,
                         drop_mult: float = 1., lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                         pad_idx: int = 1, max_len: int = 72 * 20) -> SequentialRNN:
@@ -349,7 +356,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
     encoder = SentenceEncoder(seq_len, arch(vocab_sz, **config), pad_idx=pad_idx, max_len=max_len)
     return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len))
 
-# %% ../nbs/03_awd_lstm.ipynb #3098e432
+# %% ../nbs/03_awd_lstm.ipynb #c608140f
 def _unique_params(*modules: nn.Module) -> list[nn.Parameter]:
     "The parameters of `modules`, in order, each once (a tied weight is listed once)."
     return list(nn.ModuleList(modules).parameters())
@@ -370,7 +377,7 @@ def awd_lstm_clas_split(model: SequentialRNN) -> list[list[nn.Parameter]]:
 # The architecture's record (see get_language_model) gets its splits.
 model_meta[AWD_LSTM].update(split_lm=awd_lstm_lm_split, split_clas=awd_lstm_clas_split)
 
-# %% ../nbs/03_awd_lstm.ipynb #602e28a4
+# %% ../nbs/03_awd_lstm.ipynb #b3ff266a
 class _ListOfStringsUnpickler(pickle.Unpickler):
     "An unpickler that refuses every global lookup, so nothing can be imported or called while loading."
     def find_class(self, module, name):

@@ -1,0 +1,137 @@
+"""Chapters 05-07 end to end on the IMDb sample: language model, classifier, export, the ulmfit-lit command."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ulmfit_lit.download import URLs, untar_data
+from ulmfit_lit.data import TextDataLoaders
+from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
+from ulmfit_lit.learner import accuracy
+from ulmfit_lit.language_model import language_model_learner, generate_ids
+from ulmfit_lit.classifier import text_classifier_learner, load_text_learner
+
+SMALL = dict(emb_sz=32, n_hid=64, n_layers=2)
+
+
+@pytest.fixture(scope='module')
+def sample_df(tmp_path_factory):
+    home = tmp_path_factory.mktemp('home')
+    os.environ['ULMFIT_LIT_HOME'] = str(home)
+    df = pd.read_csv(untar_data(URLs.IMDB_SAMPLE)/'texts.csv')
+    return df.groupby('is_valid').head(120).reset_index(drop=True)   # 120 train + 120 valid reviews
+
+
+@pytest.fixture(scope='module')
+def dls_lm(sample_df):
+    return TextDataLoaders.from_df(sample_df, text_col='text', is_lm=True, valid_col='is_valid', bs=16)
+
+
+def test_pretrained_weights_missing_offline_says_what_to_do(dls_lm, monkeypatch, tmp_path):
+    monkeypatch.setenv('ULMFIT_LIT_HOME', str(tmp_path))
+    with pytest.raises(RuntimeError) as e:
+        language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL))
+    msg = str(e.value)
+    assert 'wt103-fwd.tgz' in msg and 'pretrained=False' in msg
+
+
+def test_lm_trains_generates_and_hands_encoder_to_classifier(sample_df, dls_lm, tmp_path):
+    torch.manual_seed(0)
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                path=tmp_path, quiet=True)
+    lm.fit_one_cycle(1, 1e-2)
+    assert lm.recorder.values[-1][1] < 9.0                      # valid loss well below uniform over the vocab
+    text = lm.predict('This movie is', n_words=12, temperature=0)
+    assert text.lower().startswith('this movie is') and len(text.split()) > 3
+    assert text == lm.predict('This movie is', n_words=12, temperature=0, refeed=True)
+    lm.save_encoder('enc')
+    dls = TextDataLoaders.from_df(sample_df, text_col='text', label_col='label', valid_col='is_valid',
+                                  text_vocab=dls_lm.vocab, bs=16)
+    clas = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                   metrics=accuracy, path=tmp_path, quiet=True)
+    clas.load_encoder('enc')
+    assert torch.equal(clas.model[0].module.encoder.weight, lm.model[0].encoder.weight)
+    clas.fit_one_cycle(1, 1e-2)
+    cat, idx, probs = clas.predict('A wonderful film.')
+    assert cat in ('negative', 'positive') and cat == dls.vocab[1][int(idx)]
+    assert abs(float(probs.sum()) - 1) < 1e-5
+    texts = sample_df.text[sample_df.is_valid].tolist()[:10]
+    preds, targs = clas.get_preds(dl=dls.test_dl(texts))
+    assert targs is None and preds.shape == (10, 2)
+    assert torch.allclose(preds[3], clas.predict(texts[3])[2], atol=1e-4)   # the test_dl keeps the input order
+    # an exported classifier predicts the same after loading (no pickled code)
+    clas.export('clas.pth')
+    loaded = load_text_learner(tmp_path/'clas.pth')
+    assert loaded.predict(texts[0])[0] == clas.predict(texts[0])[0]
+    assert torch.allclose(loaded.predict(texts[0])[2], clas.predict(texts[0])[2], atol=1e-5)
+
+
+def test_encoder_of_wrong_size_names_key_and_sizes(sample_df, dls_lm, tmp_path):
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                path=tmp_path, quiet=True)
+    lm.save_encoder('enc_small')
+    dls = TextDataLoaders.from_df(sample_df, text_col='text', label_col='label', valid_col='is_valid',
+                                  text_vocab=dls_lm.vocab, bs=16)
+    bigger = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, emb_sz=48, n_hid=64, n_layers=2),
+                                     pretrained=False, path=tmp_path, quiet=True)
+    with pytest.raises(RuntimeError) as e:
+        bigger.load_encoder('enc_small')
+    assert 'encoder.weight' in str(e.value) and '48' in str(e.value) and '32' in str(e.value)
+
+
+def test_incremental_generation_equals_refeeding_on_random_model():
+    from ulmfit_lit.awd_lstm import get_language_model
+    torch.manual_seed(1)
+    model = get_language_model(AWD_LSTM, 300, dict(awd_lstm_lm_config, emb_sz=24, n_hid=32, n_layers=3))
+    prompt = torch.randint(10, 300, (17,))
+    assert generate_ids(model, prompt, 25, temperature=0) == generate_ids(model, prompt, 25, temperature=0, refeed=True)
+
+
+def _cli(*args, cwd=None, input=None):
+    return subprocess.run([sys.executable, '-m', 'ulmfit_lit', *args], capture_output=True, text=True,
+                          cwd=cwd, input=input, env=dict(os.environ))
+
+
+def test_cli_help_teaches():
+    r = _cli('--help')
+    assert r.returncode == 0
+    for cmd in ('demo', 'train', 'predict', 'generate'): assert cmd in r.stdout
+
+
+def test_cli_train_predict_generate_resume(sample_df, tmp_path):
+    csv = tmp_path/'reviews.csv'
+    sample_df.to_csv(csv, index=False)
+    out = tmp_path/'out'
+    r = _cli('train', str(csv), '--out', str(out), '--size', 'small', '--lm-epochs', '1', '--clas-epochs', '1', '--bs', '16')
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])      # results on stdout, progress on stderr
+    assert 0 <= result['accuracy'] <= 1 and Path(result['classifier']).exists()
+    assert 'epoch' in r.stderr and 'train_loss' in r.stderr
+    stamps = {p.name: p.stat().st_mtime for p in (out/'models').glob('*stage*.pth')}
+    assert 'lm_stage2.pth' in stamps and 'clas_stage1.pth' in stamps
+    r2 = _cli('train', str(csv), '--out', str(out), '--size', 'small', '--lm-epochs', '1', '--clas-epochs', '1',
+              '--bs', '16', '--resume')
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime for p in (out/'models').glob('*stage*.pth')} == stamps   # nothing retrained
+    r3 = _cli('predict', result['classifier'], 'I loved it, a masterpiece.', 'Dreadful and dull.')
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    lines = [json.loads(l) for l in r3.stdout.strip().splitlines()]
+    assert len(lines) == 2 and all(l['category'] in ('negative', 'positive') for l in lines)
+    assert all(abs(sum(l['probabilities'].values()) - 1) < 1e-4 for l in lines)
+    r4 = _cli('generate', result['language_model'], 'The film', '--n-words', '5', '--temperature', '0')
+    assert r4.returncode == 0, r4.stderr[-2000:]
+    assert r4.stdout.lower().startswith('the film')
+
+
+def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):
+    csv = tmp_path/'bad.csv'
+    sample_df.rename(columns={'text': 'review'}).to_csv(csv, index=False)
+    r = _cli('train', str(csv), '--out', str(tmp_path/'o'), '--size', 'small')
+    assert r.returncode != 0 and "no column 'text'" in r.stderr and '--text-col' in r.stderr
+    r = _cli('train', str(tmp_path/'missing'), '--size', 'small')
+    assert r.returncode != 0 and 'neither a folder nor a .csv' in r.stderr
