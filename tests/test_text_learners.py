@@ -135,3 +135,50 @@ def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):
     assert r.returncode != 0 and "no column 'text'" in r.stderr and '--text-col' in r.stderr
     r = _cli('train', str(tmp_path/'missing'), '--size', 'small')
     assert r.returncode != 0 and 'neither a folder nor a .csv' in r.stderr
+
+
+def _imdb_like_folder(df, root: Path) -> Path:
+    "A small folder in fastai's IMDb layout (train/test/{pos,neg}, unsup) made from the sample's reviews."
+    for i, row in df.iterrows():
+        split = 'test' if row.is_valid else 'train'
+        folder = root/split/('pos' if row.label == 'positive' else 'neg')
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder/f'{i}_0.txt').write_text(row.text, encoding='utf-8')
+    (root/'unsup').mkdir()
+    for i, text in enumerate(df.text[:20]): (root/'unsup'/f'{i}_0.txt').write_text(text[::-1], encoding='utf-8')
+    return root
+
+
+def test_fastai_tutorial_code_on_a_small_imdb_folder(sample_df, tmp_path):
+    "fastai's text tutorial, call for call, on a small folder (small model and no WikiText-103: CPU, offline)."
+    from ulmfit_lit.all import (TextDataLoaders, DataBlock, TextBlock, CategoryBlock, get_text_files, parent_label,
+                                GrandparentSplitter, RandomSplitter, partial, language_model_learner,
+                                text_classifier_learner, AWD_LSTM, accuracy, Perplexity)
+    path = _imdb_like_folder(sample_df, tmp_path/'imdb')
+    small_lm, small_clas = dict(awd_lstm_lm_config, **SMALL), dict(awd_lstm_clas_config, **SMALL)
+    dls = TextDataLoaders.from_folder(path, valid='test', bs=16)
+    batch = dls.show_batch(max_n=2, show=False)
+    assert list(batch.columns) == ['text', 'category'] and batch.text[0].startswith('xxbos')
+    dls_lm = TextDataLoaders.from_folder(path, is_lm=True, valid_pct=0.1, bs=16)
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=small_lm, drop_mult=0.3, pretrained=False,
+                                   metrics=[accuracy, Perplexity()], path=tmp_path, quiet=True)
+    learn.fit_one_cycle(1, 2e-2)
+    learn.save_encoder('finetuned')
+    assert isinstance(learn.predict("I liked this movie because", 5, temperature=0.75), str)
+    imdb_clas = DataBlock(blocks=(TextBlock.from_folder(path, vocab=dls_lm.vocab), CategoryBlock),
+                          get_y=parent_label, get_items=partial(get_text_files, folders=['train', 'test']),
+                          splitter=GrandparentSplitter(valid_name='test'))
+    dls_clas = imdb_clas.dataloaders(path, bs=16, seq_len=72)
+    assert dls_clas.vocab[1] == ['neg', 'pos']
+    learn = text_classifier_learner(dls_clas, AWD_LSTM, config=small_clas, drop_mult=0.5, pretrained=False,
+                                    metrics=accuracy, path=tmp_path, quiet=True).load_encoder('finetuned')
+    learn.fit_one_cycle(1, 2e-2)
+    learn.freeze_to(-2)
+    learn.fit_one_cycle(1, slice(1e-2/(2.6**4), 1e-2))
+    cat, idx, probs = learn.predict("I really liked that movie!")
+    assert cat in ('neg', 'pos') and probs.shape == (2,)
+    imdb_lm = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True),
+                        get_items=partial(get_text_files, folders=['train', 'test', 'unsup']),
+                        splitter=RandomSplitter(0.1))
+    dls_lm2 = imdb_lm.dataloaders(path, path=path, bs=16, seq_len=80)
+    assert dls_lm2.seq_len == 80 and next(iter(dls_lm2.train))[0].shape == (16, 80)

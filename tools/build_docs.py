@@ -12,6 +12,23 @@ from pathlib import Path
 from nbdev.config import get_config
 from nbdev.quarto import nbdev_readme, nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
+import ast
+import nbdev.processors as processors
+
+
+_nbdev_do_eval = processors._do_eval
+
+def _do_eval(cell):
+    """nbdev re-runs, for the docs, every cell that holds an import. A demo cell that imports something *and* uses
+    variables of earlier demo cells then fails, since those cells are not re-run. We re-run export and show_doc cells
+    as nbdev does, but import cells only when they hold nothing but imports."""
+    res = _nbdev_do_eval(cell)
+    if not res or cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return res
+    trees = cell.parsed_()
+    if all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees): return True
+    return processors._show_docs(trees) or None
+
+processors._do_eval = _do_eval
 
 
 def main():

@@ -582,7 +582,7 @@ class DistributedDataLoaders:
         self.train = tr.shard(rank, world_size) if hasattr(tr, 'shard') else DistributedDL(tr, rank, world_size)
         self.valid = dls.valid
 
-# %% ../nbs/04_learner.ipynb #67a2e351
+# %% ../nbs/04_learner.ipynb #2d9d9f50
 def _listify(cbs) -> list:
     "None -> [], one callback -> [it], an iterable -> a list."
     if cbs is None: return []
@@ -617,6 +617,7 @@ class Learner:
         self.recorder = Recorder(metrics)
         self.cbs = [TrainEvalCallback(), TerminateOnNaN(), self.recorder, ProgressCallback()] + _listify(cbs)
         self.opt, self.scaler, self.precision, self.training = None, None, None, False
+        self.autocast_dtype = None                       # set by fit from the precision (to_fp16, to_bf16)
         self.epoch, self.loss, self.model_out, self.show_table = 0, None, None, True
         self.layer_groups = None
 
