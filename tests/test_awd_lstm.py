@@ -260,8 +260,10 @@ def test_training_mode_matches_fastai_same_seed():
     (out.square().sum() + out2.sum()).backward()
     torch.testing.assert_close(out.detach(), torch.from_numpy(ref_['logits']), rtol=0, atol=1e-5)
     torch.testing.assert_close(out2.detach(), torch.from_numpy(ref_['logits2']), rtol=0, atol=1e-5)
+    # Gradients sum over every step and row: float32 summation order follows the thread count, so they agree to a
+    # relative 1e-4 (measured: 3e-5 between 1 and 2 threads), while outputs agree to 1e-5 absolute.
     for n, p in m.named_parameters():
-        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['g_' + n]), rtol=0, atol=1e-5, msg=n)
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['g_' + n]), rtol=1e-4, atol=1e-5, msg=n)
     c = get_text_classifier(AWD_LSTM, 50, 2, config=CFG['clas_config'], lin_ftrs=[50], ps=[0.1])
     c.load_state_dict(torch.load(FX / 'clas_state.pth', weights_only=True)); c.train()
     c[0].fastai_quirk = True       # these rows have end padding at a chunk start: fastai runs fewer rows there
@@ -269,7 +271,7 @@ def test_training_mode_matches_fastai_same_seed():
     lc = c(ref('clas_input')[[0, 1]])[0]; lc.sum().backward()
     torch.testing.assert_close(lc.detach(), torch.from_numpy(ref_['clas']), rtol=0, atol=1e-5)
     for n, p in c.named_parameters():
-        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['gc_' + n]), rtol=0, atol=1e-5, msg=n)
+        torch.testing.assert_close(p.grad, torch.from_numpy(ref_['gc_' + n]), rtol=1e-4, atol=1e-5, msg=n)
 
 
 def test_padded_row_starts_from_zero_state():
