@@ -182,3 +182,16 @@ def test_fastai_tutorial_code_on_a_small_imdb_folder(sample_df, tmp_path):
                         splitter=RandomSplitter(0.1))
     dls_lm2 = imdb_lm.dataloaders(path, path=path, bs=16, seq_len=80)
     assert dls_lm2.seq_len == 80 and next(iter(dls_lm2.train))[0].shape == (16, 80)
+
+
+def test_export_keeps_a_backwards_classifier_backwards(sample_df, tmp_path):
+    dls = TextDataLoaders.from_df(sample_df, text_col='text', label_col='label', valid_col='is_valid', bs=16,
+                                  backwards=True)
+    assert dls.backwards
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                    path=tmp_path, quiet=True)
+    learn.export('bwd.pth')
+    loaded = load_text_learner(tmp_path/'bwd.pth')
+    assert loaded.backwards and loaded.dls.backwards
+    text = sample_df.text[0]
+    assert torch.allclose(loaded.predict(text)[2], learn.predict(text)[2], atol=1e-5)

@@ -459,6 +459,8 @@ class TextDataLoaders:
                  doc="The number of classes (for a language model, the vocab size, as in fastai).")
     bs = property(lambda self: self.train.bs, doc="The training batch size.")
     seq_len = property(lambda self: self.train.seq_len, doc="Tokens per step of the model (BPTT length).")
+    backwards = property(lambda self: bool(self.text_block is not None and self.text_block.backwards),
+                         doc="Whether the documents are read backwards (recorded by `export`).")
     loaders = property(lambda self: [self.train, self.valid], doc="`[train, valid]`.")
 
     def __getitem__(self, i: int): return self.loaders[i]
