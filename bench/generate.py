@@ -74,13 +74,14 @@ def main():
     t_inc = best_time(lambda: generate_ids(model, prompt, args.n_words, temperature=0), args.repeats)
     t_ref = best_time(lambda: generate_ids(model, prompt, args.n_words, temperature=0, refeed=True), args.repeats)
     print(f"device {args.device}, vocab {args.vocab:,}, prompt {args.prompt_len} tokens, {args.n_words} words, "
-          f"best of {args.repeats}")
-    print(f"{'method':<24}{'words/s':>10}{'seconds':>10}")
-    print(f"{'incremental (ours)':<24}{args.n_words / t_inc:>10.1f}{t_inc:>10.3f}")
-    print(f"{'re-feeding the prefix':<24}{args.n_words / t_ref:>10.1f}{t_ref:>10.3f}")
+          f"best of {args.repeats}, {torch.get_num_threads()} threads")
+    print(f"{'method':<34}{'words/s':>10}{'seconds':>10}")
+    print(f"{'incremental (ours)':<34}{args.n_words / t_inc:>10.1f}{t_inc:>10.3f}")
+    print(f"{'re-feeding the prefix (ours)':<34}{args.n_words / t_ref:>10.1f}{t_ref:>10.3f}")
     t_fa = fastai_time(args.fastai_python, args) if args.device == 'cpu' else None
-    if t_fa is not None: print(f"{'fastai 2.8.12 predict':<24}{args.n_words / t_fa:>10.1f}{t_fa:>10.3f}")
-    print(f"speed-up over re-feeding {t_ref / t_inc:.1f}x" + (f", over fastai {t_fa / t_inc:.1f}x" if t_fa else '')
+    if t_fa is not None: print(f"{'fastai 2.8.12 predict (re-feeds)':<34}{args.n_words / t_fa:>10.1f}{t_fa:>10.3f}")
+    print(f"speed-up over re-feeding {t_ref / t_inc:.1f}x"
+          + (f", over fastai {t_fa / t_inc:.1f}x" if t_fa else '')
           + f"; same tokens: {inc == ref}")
 
 

@@ -92,6 +92,21 @@ def test_incremental_generation_equals_refeeding_on_random_model():
     assert generate_ids(model, prompt, 25, temperature=0) == generate_ids(model, prompt, 25, temperature=0, refeed=True)
 
 
+def test_generation_follows_the_weights_after_more_training(dls_lm, tmp_path):
+    "Generation must use the current weights after the optimizer changed them (fused AdamW bumps no version counter)."
+    torch.manual_seed(2)
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                path=tmp_path, quiet=True)
+    before = lm.predict('The film', n_words=10, temperature=0)
+    lm.save('start')
+    lm.fit(1, 1e-2)
+    assert lm.predict('The film', n_words=10, temperature=0) != before            # training changed the model
+    after = lm.predict('The film', n_words=10, temperature=0)
+    assert after == lm.predict('The film', n_words=10, temperature=0, refeed=True)
+    lm.load('start')                                            # back to the first weights: the first words again
+    assert lm.predict('The film', n_words=10, temperature=0) == before
+
+
 def _cli(*args, cwd=None, input=None):
     return subprocess.run([sys.executable, '-m', 'ulmfit_lit', *args], capture_output=True, text=True,
                           cwd=cwd, input=input, env=dict(os.environ))
