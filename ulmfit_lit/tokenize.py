@@ -9,8 +9,8 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
            'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer']
 
-# %% ../nbs/01_tokenize.ipynb #28c17cb6
-import re, os, html, json, time, shutil, hashlib, inspect, multiprocessing
+# %% ../nbs/01_tokenize.ipynb #96706adc
+import re, os, gc, html, json, time, shutil, hashlib, inspect, operator, multiprocessing
 from itertools import chain
 from collections import Counter
 from pathlib import Path
@@ -89,7 +89,7 @@ defaults.text_proc_rules = [fix_html, replace_rep, replace_wrep, spec_add_spaces
                             replace_all_caps, replace_maj, lowercase]
 defaults.text_postproc_rules = [replace_space]
 
-# %% ../nbs/01_tokenize.ipynb #d56aa908
+# %% ../nbs/01_tokenize.ipynb #74bf5037
 # A run of non-whitespace with at most one following ' ' (spaCy's "followed by a space" flag), or a run of
 # whitespace (which spaCy keeps as a token: '\n', '\n ', '  ').
 _re_piece = re.compile(r'\S+ ?|\s+')
@@ -119,9 +119,11 @@ class SpacyTokenizer:
 
     def _index_special_patterns(self):
         "Index the multi-token patterns spaCy's special-case matcher looks for across the token sequence."
-        import spacy
-        tok, bare = self._spacy, spacy.blank(self.lang).tokenizer
-        bare.rules = {}   # affix splitting alone: the tokens the matcher sees
+        from spacy.tokenizer import Tokenizer as SpacyRulesTokenizer
+        tok = self._spacy
+        # The same affix rules without special cases: the tokens the matcher sees (sharing the vocab is cheap)
+        bare = SpacyRulesTokenizer(tok.vocab, rules={}, prefix_search=tok.prefix_search, suffix_search=tok.suffix_search,
+                                   infix_finditer=tok.infix_finditer, token_match=tok.token_match, url_match=tok.url_match)
         self._ends, self._starts, self._inside, self._merged, in_matcher = {}, {}, {}, set(), []
         for k, (string, _) in enumerate(tok.rules.items()):
             if not (tok.find_prefix(string) or tok.find_infix(string) or tok.find_suffix(string) or ' ' in string): continue
@@ -181,7 +183,8 @@ class SpacyTokenizer:
         from spacy.attrs import IDX, LENGTH
         text = '\n'.join(p.rstrip(' ') for p in pieces)
         out, cur = [], []
-        for i, n in st(text).to_array([IDX, LENGTH]).tolist():   # token texts from offsets: no Token objects
+        a = st(text).to_array([IDX, LENGTH])
+        for i, n in zip(a[:, 0].tolist(), a[:, 1].tolist()):   # token texts from offsets: no Token objects
             t = text[i:i+n]
             if t == '\n': out.append(cur); cur = []
             else: cur.append(t)
@@ -310,19 +313,26 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #2e938e14
-_re_caps_or_maj = re.compile(r'(\s|^)(?:([A-Z]+[^a-z\s]*)|([A-Z][^A-Z\s]*))(?=(\s|$))')
+# %% ../nbs/01_tokenize.ipynb #11e8f110
+# replace_rep can only change a text holding some non-space character three times in a row; searching for that is
+# half the cost of running the substitution, and 6 reviews in 7 have none.
+_re_triple = re.compile(r'(\S)\1\1')
+
+# The capital comes first, so the regex engine jumps from capital to capital instead of trying a match at every
+# character; the lookbehind then checks that the capital starts a word (whitespace or the start of text before it).
+# Group 1 is the ALL CAPS alternative, tried first exactly as `replace_all_caps` runs before `replace_maj`.
+_re_caps_or_maj = re.compile(r'[A-Z](?<!\S[A-Z])(?:([A-Z]*[^a-z\s]*)|[^A-Z\s]*)(?!\S)')
 def _caps_or_maj(m):
-    ws, caps, maj = m.groups()[:3]
-    w = caps if caps is not None else maj
-    tok = (f'{TK_UP} ' if caps is not None else f'{TK_MAJ} ') if len(w) > 1 else ''
-    return f"{ws}{tok}{w.lower()}"
+    w = m.group()
+    if len(w) == 1: return w.lower()   # a single capital is only lowered, by either rule
+    return f"{TK_UP if m.group(1) is not None else TK_MAJ} {w.lower()}"
 
 def _default_rules_fast(t: str) -> str:
     "fastai's default rules, same result, fewer passes over the text."
-    t = replace_rep(fix_html(t))
+    t = fix_html(t)
+    if _re_triple.search(t): t = replace_rep(t)
     words = t.split()
-    if any(a == b for a, b in zip(words, words[1:])): t = replace_wrep(t)
+    if any(map(operator.eq, words, words[1:])): t = replace_wrep(t)   # needs a word repeated: rare
     t = rm_useless_spaces(spec_add_spaces(t))
     return lowercase(_re_caps_or_maj.sub(_caps_or_maj, t))
 
@@ -332,13 +342,20 @@ def _rules_fn(rules: Sequence[Callable]) -> Callable[[str], str]:
                        replace_all_caps, replace_maj, lowercase]: return _default_rules_fast
     return lambda t: _apply_rules(t, rules)
 
-# %% ../nbs/01_tokenize.ipynb #5181560e
+# %% ../nbs/01_tokenize.ipynb #a1b25ed1
 class _Job:
-    "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
+    "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own tables of words and pieces."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
         self.texts, self.files, self.tok = texts, files, tok
+        # post_rules are applied by the main process, once per distinct word (see `_merge`), not here per token
         self.rules, self.post_rules, self.encoding, self.errors = list(rules), list(post_rules), encoding, errors
-        self.words, self.word2id, self.piece_ids = [], {}, {}
+        self.words, self.word2id, self.merged_ids, self.reported = [], {}, set(), np.zeros(0, bool)
+        self._clear_pieces()
+
+    def _clear_pieces(self):
+        # The piece table: piece k (`piece_id[piece] == k`) has the token ids `tok_ids[start[k]:start[k]+n_toks[k]]`.
+        self.piece_id, self.straddle_memo = {}, {}
+        self.tok_ids, self.start, self.n_toks = np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def text(self, i: int) -> str:
         if self.texts is not None: return str(self.texts[i])
@@ -350,64 +367,90 @@ class _Job:
                              f"encoding=..., or errors='replace' to replace bad bytes with U+FFFD.") from None
 
     def ids_of(self, toks: list[str]) -> list[int]:
-        "Ids of `toks` (after the post-rules) in this worker's table, adding new words."
-        out = []
-        for t in toks:
-            for r in self.post_rules: t = r(t)
-            i = self.word2id.get(t)
-            if i is None: i = self.word2id[t] = len(self.words); self.words.append(t)
-            out.append(i)
-        return out
+        "Ids of `toks` in this worker's table of words, adding new words."
+        w2i, words = self.word2id, self.words
+        merged = getattr(self.tok, '_merged', ())
+        for t in dict.fromkeys(toks):
+            if t not in w2i:
+                w2i[t] = len(words); words.append(t)
+                if t in merged: self.merged_ids.add(w2i[t])   # a token next to which a pattern may straddle
+        return list(map(w2i.__getitem__, toks))
 
-    def learn_pieces(self, pieces: Iterable[str]):
-        "Tokenize the pieces not seen yet, many per spaCy call, and cache their ids and pattern links."
-        tok, cache = self.tok, self.piece_ids
-        if len(cache) > SpacyTokenizer.max_cache: cache.clear()
-        new = list(dict.fromkeys(p for p in pieces if p not in cache))
-        simple, rules = tok.lang == 'en', tok.spacy_tokenizer.rules
-        solid = []
-        for p in new:   # plain words need no spaCy call (see `SpacyTokenizer.quick_tokens`)
-            toks = tok.quick_tokens(p, rules) if simple else None
-            if toks is not None: cache[p] = (self.ids_of(toks), tok.merged(toks))
-            elif not p.isspace(): solid.append(p)
-        for k in range(0, len(solid), 5000):
-            batch = solid[k:k+5000]
-            for p, toks in zip(batch, tok.tokenize_pieces(batch)): cache[p] = (self.ids_of(toks), tok.merged(toks))
-        for p in new:
-            if p.isspace(): toks = tok.tokenize_piece(p); cache[p] = (self.ids_of(toks), tok.merged(toks))
+    def learn_pieces(self, pieces: Sequence[str]):
+        "Add the distinct `pieces` not in the piece table: plain words without spaCy, the others many per spaCy call."
+        if len(self.piece_id) > SpacyTokenizer.max_cache: self._clear_pieces()   # bound the memory on huge corpora
+        tok, table = self.tok, self.piece_id
+        new = [p for p in pieces if p not in table]
+        if not new: return
+        rules = tok.spacy_tokenizer.rules
+        toks = [tok.quick_tokens(p, rules) for p in new] if tok.lang == 'en' else [None] * len(new)
+        hard = [k for k, t in enumerate(toks) if t is None and not new[k].isspace()]
+        for s in range(0, len(hard), 5000):
+            batch = hard[s:s+5000]
+            for k, t in zip(batch, tok.tokenize_pieces([new[k] for k in batch])): toks[k] = t
+        toks = [tok.tokenize_piece(p) if t is None else t for p, t in zip(new, toks)]   # whitespace pieces
+        n_toks = np.fromiter(map(len, toks), np.int64, len(toks))
+        self.start = np.concatenate([self.start, len(self.tok_ids) + np.cumsum(n_toks) - n_toks])
+        self.n_toks = np.concatenate([self.n_toks, n_toks])
+        self.tok_ids = np.concatenate([self.tok_ids, np.array(self.ids_of(list(chain.from_iterable(toks))), np.uint32)])
+        table.update(zip(new, range(len(table), len(table) + len(new))))
 
-    def spacy_doc_ids(self, text: str, pieces: list[str], out: list) -> int:
-        "Append the ids of `text` (cut into `pieces`, all cached) to `out`; return how many."
-        entries = list(map(self.piece_ids.__getitem__, pieces))
-        for i in [i for i, e in enumerate(entries) if e[1]]:   # only next to a merged token can a pattern straddle
-            if ((i > 0 and self.tok.straddles(pieces[i-1], pieces[i])) or
-                    (i + 1 < len(pieces) and self.tok.straddles(pieces[i], pieces[i+1]))):
-                self.tok.n_whole += 1   # spaCy on the whole text, as it would straddle the two pieces
-                ids = self.ids_of(self.tok.tokenize_whole(text))
-                out += ids
-                return len(ids)
-        n0 = len(out)
-        out.extend(chain.from_iterable([e[0] for e in entries]))
-        return len(out) - n0
+    def straddles(self, left: str, right: str) -> bool:
+        "`SpacyTokenizer.straddles`, remembered for each pair of pieces."
+        key = (left, right)
+        res = self.straddle_memo.get(key)
+        if res is None: res = self.straddle_memo[key] = self.tok.straddles(left, right)
+        return res
+
+    def spacy_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        "Token ids of `texts` (all documents in one array) and each document's count of tokens."
+        pieces = [_re_piece.findall(t) for t in texts]
+        flat = list(chain.from_iterable(pieces))
+        self.learn_pieces(dict.fromkeys(flat))
+        # Each piece occurrence becomes its piece number; numpy then copies each piece's token ids out of the table.
+        pids = np.fromiter(map(self.piece_id.__getitem__, flat), np.int64, len(flat))
+        lens = self.n_toks[pids]
+        ends = np.cumsum(lens)
+        ids = self.tok_ids[np.arange(ends[-1] if len(ends) else 0) + np.repeat(self.start[pids] - (ends - lens), lens)]
+        piece_off = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+        tok_off = np.concatenate([[0], ends])[piece_off]
+        # A special-case pattern can only straddle two pieces next to a token the matcher merges: check those only.
+        whole = set()
+        if self.merged_ids:
+            at = np.flatnonzero(np.isin(ids, np.fromiter(self.merged_ids, np.uint32, len(self.merged_ids))))
+            for i in np.unique(np.searchsorted(ends, at, side='right')).tolist():   # piece positions
+                d = int(np.searchsorted(piece_off, i, side='right')) - 1
+                if d in whole: continue
+                if ((i > piece_off[d] and self.straddles(flat[i-1], flat[i])) or
+                        (i + 1 < piece_off[d+1] and self.straddles(flat[i], flat[i+1]))): whole.add(d)
+        if not whole: return ids, np.diff(tok_off)
+        docs = np.split(ids, tok_off[1:-1])
+        for d in whole:   # spaCy on the whole text, as a pattern would straddle two of its pieces
+            self.tok.n_whole += 1
+            docs[d] = np.array(self.ids_of(self.tok.tokenize_whole(texts[d])), np.uint32)
+        return np.concatenate(docs), np.array([len(d) for d in docs], np.int64)
 
     def run(self, start: int, end: int):
         "Tokenize documents start..end-1: (pid, new words, ids, lengths, ids in order of first appearance)."
-        n_words, ids, lens = len(self.words), [], []
+        n_words = len(self.words)
         rules = _rules_fn(self.rules)
         texts = [rules(self.text(i)) for i in range(start, end)]
-        if isinstance(self.tok, SpacyTokenizer):   # fast path: spaCy once per distinct piece, ids cached per piece
-            pieces = [_re_piece.findall(t) for t in texts]
-            self.learn_pieces(p for ps in pieces for p in ps)
-            for t, ps in zip(texts, pieces): lens.append(self.spacy_doc_ids(t, ps, ids))
+        if isinstance(self.tok, SpacyTokenizer): ids, lens = self.spacy_ids(texts)   # spaCy once per distinct piece
         else:
-            for t in texts:
-                n0 = len(ids); ids += self.ids_of(list(next(iter(self.tok([t]))))); lens.append(len(ids) - n0)
-        ids = np.array(ids, dtype=np.uint32)
-        uniq, first = np.unique(ids, return_index=True)
-        return os.getpid(), self.words[n_words:], ids, np.array(lens, dtype=np.int64), uniq[np.argsort(first)]
+            toks = [list(next(iter(self.tok([t])))) for t in texts]
+            ids = np.array(self.ids_of(list(chain.from_iterable(toks))), np.uint32)
+            lens = np.fromiter(map(len, toks), np.int64, len(toks))
+        # The words not yet in an earlier chunk's result, in order of first appearance: the main process numbers
+        # the corpus's words in that order.
+        reported = np.zeros(len(self.words), bool); reported[:len(self.reported)] = self.reported
+        first_seen = np.fromiter(dict.fromkeys(ids[~reported[ids]].tolist()), np.uint32)
+        reported[first_seen] = True; self.reported = reported
+        return os.getpid(), self.words[n_words:], ids, lens, first_seen
 
 _JOB = None
-def _set_job(job): global _JOB; _JOB = job
+def _set_job(job):
+    global _JOB; _JOB = job
+    gc.disable()   # a worker makes millions of objects and no reference cycles: the cycle collector only costs time
 def _run_chunk(bounds): return _JOB.run(*bounds)
 
 def _chunk_results(job: _Job, n: int, n_workers: int):
@@ -423,16 +466,18 @@ def _chunk_results(job: _Job, n: int, n_workers: int):
     with ctx.Pool(min(n_workers, len(bounds)), initializer=_set_job, initargs=(job,)) as pool:
         yield from pool.imap(_run_chunk, bounds)
 
-def _merge(results) -> tuple[list[str], np.ndarray, np.ndarray]:
-    "Map each worker's ids to global ids, numbering words in order of first appearance in the corpus."
+def _merge(results, post_rules: Sequence[Callable] = ()) -> tuple[list[str], np.ndarray, np.ndarray]:
+    "Map each worker's ids to global ids (words after `post_rules`), numbered in order of first appearance in the corpus."
     words, word2id, tables, all_ids, all_lens = [], {}, {}, [], []
     for pid, new_words, ids, lens, first_seen in results:
         local, remap = tables.get(pid, ([], np.zeros(0, dtype=np.int64)))
         local += new_words
         if len(remap) < len(local): remap = np.concatenate([remap, np.full(len(local) - len(remap), -1, dtype=np.int64)])
         for lid in first_seen[remap[first_seen] < 0].tolist():   # words this worker had not reported yet
-            g = word2id.get(local[lid])
-            if g is None: g = word2id[local[lid]] = len(words); words.append(local[lid])
+            w = local[lid]
+            for r in post_rules: w = r(w)   # two tokens may become one word here ('a b' and 'a▁b'): one id
+            g = word2id.get(w)
+            if g is None: g = word2id[w] = len(words); words.append(w)
             remap[lid] = g
         tables[pid] = (local, remap)
         all_ids.append(remap[ids].astype(np.uint32)); all_lens.append(lens)
@@ -440,7 +485,7 @@ def _merge(results) -> tuple[list[str], np.ndarray, np.ndarray]:
     lens = np.concatenate(all_lens) if all_lens else np.zeros(0, dtype=np.int64)
     return words, ids, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
 
-# %% ../nbs/01_tokenize.ipynb #7fce36d6
+# %% ../nbs/01_tokenize.ipynb #783b0d4d
 class Tokenized:
     "A corpus tokenized against its own list of distinct words, in order of first appearance (before any vocab)."
     def __init__(self, words: list[str], counts: np.ndarray, store: TokenStore, names: list[str] | None = None):
@@ -492,7 +537,11 @@ class Tokenized:
         return cls(words, counts, store, json.loads((folder/'names.json').read_text()))
 
 def _tokenize_job(job: _Job, n: int, n_workers: int, names=None) -> Tokenized:
-    words, ids, offsets = _merge(_chunk_results(job, n, n_workers))
+    gc_was_on = gc.isenabled()
+    gc.disable()   # no reference cycles are made here; the collector would walk our millions of objects again and again
+    try: words, ids, offsets = _merge(_chunk_results(job, n, n_workers), job.post_rules)
+    finally:
+        if gc_was_on: gc.enable()
     counts = np.bincount(ids, minlength=len(words)).astype(np.int64)
     return Tokenized(words, counts, TokenStore(ids, offsets, None), names)
 
