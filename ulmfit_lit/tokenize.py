@@ -9,9 +9,9 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
            'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer']
 
-# %% ../nbs/01_tokenize.ipynb #96706adc
+# %% ../nbs/01_tokenize.ipynb #a73c8ace
 import re, os, gc, html, json, time, shutil, hashlib, inspect, operator, multiprocessing
-from itertools import chain
+from itertools import chain, repeat
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -313,11 +313,7 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #11e8f110
-# replace_rep can only change a text holding some non-space character three times in a row; searching for that is
-# half the cost of running the substitution, and 6 reviews in 7 have none.
-_re_triple = re.compile(r'(\S)\1\1')
-
+# %% ../nbs/01_tokenize.ipynb #9641ca95
 # The capital comes first, so the regex engine jumps from capital to capital instead of trying a match at every
 # character; the lookbehind then checks that the capital starts a word (whitespace or the start of text before it).
 # Group 1 is the ALL CAPS alternative, tried first exactly as `replace_all_caps` runs before `replace_maj`.
@@ -327,22 +323,38 @@ def _caps_or_maj(m):
     if len(w) == 1: return w.lower()   # a single capital is only lowered, by either rule
     return f"{TK_UP if m.group(1) is not None else TK_MAJ} {w.lower()}"
 
-def _default_rules_fast(t: str) -> str:
-    "fastai's default rules, same result, fewer passes over the text."
-    t = fix_html(t)
-    if _re_triple.search(t): t = replace_rep(t)
+def _has_triple(texts: list[str]) -> list[bool]:
+    "Whether each text holds a character three times in a row (or may: a cheap over-estimate), all texts at once."
+    # replace_rep's regex costs about as much on a text it cannot change as on one it changes, and 6 texts in 7 have
+    # no triple. Numpy finds the triples of a whole chunk in one go: one number per character, texts joined by '\0'.
+    codes = np.frombuffer('\0'.join(texts).encode('utf-32-le', 'surrogatepass'), np.uint32)
+    same = codes[1:] == codes[:-1]
+    at = np.flatnonzero(same[1:] & same[:-1])   # where three equal characters start
+    ends = np.cumsum([len(t) + 1 for t in texts])   # text d ends (with its '\0') before ends[d]
+    out = [False] * len(texts)
+    for d in np.searchsorted(ends, at, side='right').tolist(): out[d] = True
+    return out
+
+def _rules_after_rep(t: str) -> str:
     words = t.split()
-    if any(map(operator.eq, words, words[1:])): t = replace_wrep(t)   # needs a word repeated: rare
-    t = rm_useless_spaces(spec_add_spaces(t))
+    if any(map(operator.eq, words, words[1:])): t = replace_wrep(t)   # it needs a word repeated: rare
+    if '/' in t or '#' in t or '\\' in t: t = spec_add_spaces(t)    # each pass only where it can change something
+    if '  ' in t: t = rm_useless_spaces(t)
     return lowercase(_re_caps_or_maj.sub(_caps_or_maj, t))
 
-def _rules_fn(rules: Sequence[Callable]) -> Callable[[str], str]:
-    "One function applying `rules` in order (the fused version for fastai's default list)."
-    if list(rules) == [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
-                       replace_all_caps, replace_maj, lowercase]: return _default_rules_fast
-    return lambda t: _apply_rules(t, rules)
+def _default_rules_batch(texts: list[str]) -> list[str]:
+    "fastai's default rules on many texts: the same results with fewer passes, each skipped where it changes nothing."
+    texts = [fix_html(t) for t in texts]
+    texts = [replace_rep(t) if tri else t for t, tri in zip(texts, _has_triple(texts))]
+    return [_rules_after_rep(t) for t in texts]
 
-# %% ../nbs/01_tokenize.ipynb #a1b25ed1
+def _rules_fn(rules: Sequence[Callable]) -> Callable[[list[str]], list[str]]:
+    "One function applying `rules` in order to a list of texts (the fused version for fastai's default list)."
+    if list(rules) == [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
+                       replace_all_caps, replace_maj, lowercase]: return _default_rules_batch
+    return lambda texts: [_apply_rules(t, rules) for t in texts]
+
+# %% ../nbs/01_tokenize.ipynb #502d1a56
 class _Job:
     "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own tables of words and pieces."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
@@ -378,7 +390,6 @@ class _Job:
 
     def learn_pieces(self, pieces: Sequence[str]):
         "Add the distinct `pieces` not in the piece table: plain words without spaCy, the others many per spaCy call."
-        if len(self.piece_id) > SpacyTokenizer.max_cache: self._clear_pieces()   # bound the memory on huge corpora
         tok, table = self.tok, self.piece_id
         new = [p for p in pieces if p not in table]
         if not new: return
@@ -404,11 +415,16 @@ class _Job:
 
     def spacy_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         "Token ids of `texts` (all documents in one array) and each document's count of tokens."
+        if len(self.piece_id) > SpacyTokenizer.max_cache: self._clear_pieces()   # bound the memory on huge corpora
         pieces = [_re_piece.findall(t) for t in texts]
         flat = list(chain.from_iterable(pieces))
-        self.learn_pieces(dict.fromkeys(flat))
-        # Each piece occurrence becomes its piece number; numpy then copies each piece's token ids out of the table.
-        pids = np.fromiter(map(self.piece_id.__getitem__, flat), np.int64, len(flat))
+        # Each piece occurrence becomes its number in the piece table (-1 if new: learn those, then number them);
+        # numpy then copies each piece's token ids out of the table.
+        pids = np.fromiter(map(self.piece_id.get, flat, repeat(-1)), np.int64, len(flat))
+        miss = np.flatnonzero(pids < 0).tolist()
+        if miss:
+            self.learn_pieces(dict.fromkeys([flat[i] for i in miss]))
+            pids[miss] = [self.piece_id[flat[i]] for i in miss]
         lens = self.n_toks[pids]
         ends = np.cumsum(lens)
         ids = self.tok_ids[np.arange(ends[-1] if len(ends) else 0) + np.repeat(self.start[pids] - (ends - lens), lens)]
@@ -434,7 +450,7 @@ class _Job:
         "Tokenize documents start..end-1: (pid, new words, ids, lengths, ids in order of first appearance)."
         n_words = len(self.words)
         rules = _rules_fn(self.rules)
-        texts = [rules(self.text(i)) for i in range(start, end)]
+        texts = rules([self.text(i) for i in range(start, end)])
         if isinstance(self.tok, SpacyTokenizer): ids, lens = self.spacy_ids(texts)   # spaCy once per distinct piece
         else:
             toks = [list(next(iter(self.tok([t])))) for t in texts]
@@ -565,7 +581,7 @@ def tokenize_texts(texts: Sequence[str], n_workers: int = defaults.cpus, rules: 
     "Tokenize `texts` in parallel: one list of token strings per text (fastai's bulk path, with `replace_space`)."
     return tokenize_texts_to_store(texts, tok=tok, rules=rules, n_workers=n_workers).token_lists()
 
-# %% ../nbs/01_tokenize.ipynb #9b08d0e6
+# %% ../nbs/01_tokenize.ipynb #d6f86540
 _CACHE_VERSION = 1
 
 def _describe(obj) -> str:
@@ -578,7 +594,7 @@ def _describe(obj) -> str:
 
 def _fingerprint(tok, rules, post_rules, **extra) -> str:
     d = dict(version=_CACHE_VERSION, tok=_describe(tok), rules=[_describe(r) for r in rules],
-             pipeline=[_describe(f) for f in (_Job, _default_rules_fast, _caps_or_maj)],   # our code changed: rebuild
+             pipeline=[_describe(f) for f in (_Job, _default_rules_batch, _rules_after_rep, _has_triple, _caps_or_maj)],   # our code changed: rebuild
              post_rules=[_describe(r) for r in post_rules], **extra)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
