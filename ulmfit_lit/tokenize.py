@@ -581,7 +581,7 @@ def tokenize_texts(texts: Sequence[str], n_workers: int = defaults.cpus, rules: 
     "Tokenize `texts` in parallel: one list of token strings per text (fastai's bulk path, with `replace_space`)."
     return tokenize_texts_to_store(texts, tok=tok, rules=rules, n_workers=n_workers).token_lists()
 
-# %% ../nbs/01_tokenize.ipynb #d6f86540
+# %% ../nbs/01_tokenize.ipynb #0086b6b8
 _CACHE_VERSION = 1
 
 def _describe(obj) -> str:
@@ -668,7 +668,7 @@ def tokenize_folder(path: str | Path, extensions: Sequence[str] | None = None, f
     return tokenize_files(files, tok=tok, rules=rules, n_workers=n_workers, encoding=encoding, cache_dir=output_dir,
                           names=[str(f.relative_to(path)) for f in files])
 
-# %% ../nbs/01_tokenize.ipynb #a7e139a7
+# %% ../nbs/01_tokenize.ipynb #4f2b45ff
 def _join_texts(df, mark_fields: bool = False) -> list[str]:
     "Join the text columns of `df`, marking each field with `xxfld i` if `mark_fields` (fastai's `_join_texts`)."
     text_col = (f'{FLD} {1} ' if mark_fields else '') + df.iloc[:, 0].astype(str)
@@ -711,7 +711,7 @@ def tokenize_csv(fname: str | Path, text_cols, outname: str | Path | None = None
     _save_cache(out, key, manifest, tkd)
     return tkd
 
-# %% ../nbs/01_tokenize.ipynb #74ff72fd
+# %% ../nbs/01_tokenize.ipynb #2e7968f1
 def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, special_toks: list[str] | None = None) -> list[str]:
     "fastai's vocab: special tokens, then words with count >= `min_freq` by count (at most `max_vocab`), padded with xxfake to a multiple of 8."
     vocab = [o for o, c in count.most_common(max_vocab) if c >= min_freq]
@@ -722,7 +722,7 @@ def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, specia
     vocab = vocab[:max_vocab]
     return vocab + ['xxfake' for _ in range(0, 8 - len(vocab) % 8)]
 
-# %% ../nbs/01_tokenize.ipynb #54d98e36
+# %% ../nbs/01_tokenize.ipynb #0b4948f0
 class Numericalize:
     "fastai's Numericalize: tokens -> ids (a LongTensor) with a vocab made by `make_vocab` (or given), and back."
     def __init__(self, vocab: list[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
@@ -751,7 +751,7 @@ class Numericalize:
         "Tokens of `ids`."
         return [self.vocab[int(i)] for i in ids]
 
-# %% ../nbs/01_tokenize.ipynb #42a6e92a
+# %% ../nbs/01_tokenize.ipynb #7c5ae25e
 _closing = set('.,!?:;)]}%…')
 _no_space_before = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _no_space_after = {'(', '[', '{', '$', '#', '\n', '\n\n'}
@@ -778,7 +778,7 @@ def decode_tokens(tokens: Sequence[str], drop: Sequence[str] = (BOS, EOS, PAD)) 
         out += sep + w
     return out
 
-# %% ../nbs/01_tokenize.ipynb #6daf98a1
+# %% ../nbs/01_tokenize.ipynb #c0aad223
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, sp_model: str | Path | None = None,
