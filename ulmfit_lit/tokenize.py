@@ -9,9 +9,9 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
            'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer']
 
-# %% ../nbs/01_tokenize.ipynb #28c17cb6
-import re, os, html, json, time, shutil, hashlib, inspect, multiprocessing
-from itertools import chain
+# %% ../nbs/01_tokenize.ipynb #a73c8ace
+import re, os, gc, html, json, time, shutil, hashlib, inspect, operator, multiprocessing
+from itertools import chain, repeat
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -89,7 +89,7 @@ defaults.text_proc_rules = [fix_html, replace_rep, replace_wrep, spec_add_spaces
                             replace_all_caps, replace_maj, lowercase]
 defaults.text_postproc_rules = [replace_space]
 
-# %% ../nbs/01_tokenize.ipynb #d56aa908
+# %% ../nbs/01_tokenize.ipynb #74bf5037
 # A run of non-whitespace with at most one following ' ' (spaCy's "followed by a space" flag), or a run of
 # whitespace (which spaCy keeps as a token: '\n', '\n ', '  ').
 _re_piece = re.compile(r'\S+ ?|\s+')
@@ -119,9 +119,11 @@ class SpacyTokenizer:
 
     def _index_special_patterns(self):
         "Index the multi-token patterns spaCy's special-case matcher looks for across the token sequence."
-        import spacy
-        tok, bare = self._spacy, spacy.blank(self.lang).tokenizer
-        bare.rules = {}   # affix splitting alone: the tokens the matcher sees
+        from spacy.tokenizer import Tokenizer as SpacyRulesTokenizer
+        tok = self._spacy
+        # The same affix rules without special cases: the tokens the matcher sees (sharing the vocab is cheap)
+        bare = SpacyRulesTokenizer(tok.vocab, rules={}, prefix_search=tok.prefix_search, suffix_search=tok.suffix_search,
+                                   infix_finditer=tok.infix_finditer, token_match=tok.token_match, url_match=tok.url_match)
         self._ends, self._starts, self._inside, self._merged, in_matcher = {}, {}, {}, set(), []
         for k, (string, _) in enumerate(tok.rules.items()):
             if not (tok.find_prefix(string) or tok.find_infix(string) or tok.find_suffix(string) or ' ' in string): continue
@@ -181,7 +183,8 @@ class SpacyTokenizer:
         from spacy.attrs import IDX, LENGTH
         text = '\n'.join(p.rstrip(' ') for p in pieces)
         out, cur = [], []
-        for i, n in st(text).to_array([IDX, LENGTH]).tolist():   # token texts from offsets: no Token objects
+        a = st(text).to_array([IDX, LENGTH])
+        for i, n in zip(a[:, 0].tolist(), a[:, 1].tolist()):   # token texts from offsets: no Token objects
             t = text[i:i+n]
             if t == '\n': out.append(cur); cur = []
             else: cur.append(t)
@@ -310,35 +313,61 @@ class TokenStore:
             raise ValueError(f"TokenStore in {folder} is inconsistent with its store.json; delete it and rebuild")
         return cls(ids, offsets, json.loads((folder/'vocab.json').read_text()))
 
-# %% ../nbs/01_tokenize.ipynb #2e938e14
-_re_caps_or_maj = re.compile(r'(\s|^)(?:([A-Z]+[^a-z\s]*)|([A-Z][^A-Z\s]*))(?=(\s|$))')
+# %% ../nbs/01_tokenize.ipynb #9641ca95
+# The capital comes first, so the regex engine jumps from capital to capital instead of trying a match at every
+# character; the lookbehind then checks that the capital starts a word (whitespace or the start of text before it).
+# Group 1 is the ALL CAPS alternative, tried first exactly as `replace_all_caps` runs before `replace_maj`.
+_re_caps_or_maj = re.compile(r'[A-Z](?<!\S[A-Z])(?:([A-Z]*[^a-z\s]*)|[^A-Z\s]*)(?!\S)')
 def _caps_or_maj(m):
-    ws, caps, maj = m.groups()[:3]
-    w = caps if caps is not None else maj
-    tok = (f'{TK_UP} ' if caps is not None else f'{TK_MAJ} ') if len(w) > 1 else ''
-    return f"{ws}{tok}{w.lower()}"
+    w = m.group()
+    if len(w) == 1: return w.lower()   # a single capital is only lowered, by either rule
+    return f"{TK_UP if m.group(1) is not None else TK_MAJ} {w.lower()}"
 
-def _default_rules_fast(t: str) -> str:
-    "fastai's default rules, same result, fewer passes over the text."
-    t = replace_rep(fix_html(t))
+def _has_triple(texts: list[str]) -> list[bool]:
+    "Whether each text holds a character three times in a row (or may: a cheap over-estimate), all texts at once."
+    # replace_rep's regex costs about as much on a text it cannot change as on one it changes, and 6 texts in 7 have
+    # no triple. Numpy finds the triples of a whole chunk in one go: one number per character, texts joined by '\0'.
+    codes = np.frombuffer('\0'.join(texts).encode('utf-32-le', 'surrogatepass'), np.uint32)
+    same = codes[1:] == codes[:-1]
+    at = np.flatnonzero(same[1:] & same[:-1])   # where three equal characters start
+    ends = np.cumsum([len(t) + 1 for t in texts])   # text d ends (with its '\0') before ends[d]
+    out = [False] * len(texts)
+    for d in np.searchsorted(ends, at, side='right').tolist(): out[d] = True
+    return out
+
+def _rules_after_rep(t: str) -> str:
     words = t.split()
-    if any(a == b for a, b in zip(words, words[1:])): t = replace_wrep(t)
-    t = rm_useless_spaces(spec_add_spaces(t))
+    if any(map(operator.eq, words, words[1:])): t = replace_wrep(t)   # it needs a word repeated: rare
+    if '/' in t or '#' in t or '\\' in t: t = spec_add_spaces(t)    # each pass only where it can change something
+    if '  ' in t: t = rm_useless_spaces(t)
     return lowercase(_re_caps_or_maj.sub(_caps_or_maj, t))
 
-def _rules_fn(rules: Sequence[Callable]) -> Callable[[str], str]:
-    "One function applying `rules` in order (the fused version for fastai's default list)."
-    if list(rules) == [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
-                       replace_all_caps, replace_maj, lowercase]: return _default_rules_fast
-    return lambda t: _apply_rules(t, rules)
+def _default_rules_batch(texts: list[str]) -> list[str]:
+    "fastai's default rules on many texts: the same results with fewer passes, each skipped where it changes nothing."
+    texts = [fix_html(t) for t in texts]
+    texts = [replace_rep(t) if tri else t for t, tri in zip(texts, _has_triple(texts))]
+    return [_rules_after_rep(t) for t in texts]
 
-# %% ../nbs/01_tokenize.ipynb #5181560e
+def _rules_fn(rules: Sequence[Callable]) -> Callable[[list[str]], list[str]]:
+    "One function applying `rules` in order to a list of texts (the fused version for fastai's default list)."
+    if list(rules) == [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
+                       replace_all_caps, replace_maj, lowercase]: return _default_rules_batch
+    return lambda texts: [_apply_rules(t, rules) for t in texts]
+
+# %% ../nbs/01_tokenize.ipynb #502d1a56
 class _Job:
-    "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own table of words."
+    "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own tables of words and pieces."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict'):
         self.texts, self.files, self.tok = texts, files, tok
+        # post_rules are applied by the main process, once per distinct word (see `_merge`), not here per token
         self.rules, self.post_rules, self.encoding, self.errors = list(rules), list(post_rules), encoding, errors
-        self.words, self.word2id, self.piece_ids = [], {}, {}
+        self.words, self.word2id, self.merged_ids, self.reported = [], {}, set(), np.zeros(0, bool)
+        self._clear_pieces()
+
+    def _clear_pieces(self):
+        # The piece table: piece k (`piece_id[piece] == k`) has the token ids `tok_ids[start[k]:start[k]+n_toks[k]]`.
+        self.piece_id, self.straddle_memo = {}, {}
+        self.tok_ids, self.start, self.n_toks = np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def text(self, i: int) -> str:
         if self.texts is not None: return str(self.texts[i])
@@ -350,64 +379,94 @@ class _Job:
                              f"encoding=..., or errors='replace' to replace bad bytes with U+FFFD.") from None
 
     def ids_of(self, toks: list[str]) -> list[int]:
-        "Ids of `toks` (after the post-rules) in this worker's table, adding new words."
-        out = []
-        for t in toks:
-            for r in self.post_rules: t = r(t)
-            i = self.word2id.get(t)
-            if i is None: i = self.word2id[t] = len(self.words); self.words.append(t)
-            out.append(i)
-        return out
+        "Ids of `toks` in this worker's table of words, adding new words."
+        w2i, words = self.word2id, self.words
+        merged = getattr(self.tok, '_merged', ())
+        for t in dict.fromkeys(toks):
+            if t not in w2i:
+                w2i[t] = len(words); words.append(t)
+                if t in merged: self.merged_ids.add(w2i[t])   # a token next to which a pattern may straddle
+        return list(map(w2i.__getitem__, toks))
 
-    def learn_pieces(self, pieces: Iterable[str]):
-        "Tokenize the pieces not seen yet, many per spaCy call, and cache their ids and pattern links."
-        tok, cache = self.tok, self.piece_ids
-        if len(cache) > SpacyTokenizer.max_cache: cache.clear()
-        new = list(dict.fromkeys(p for p in pieces if p not in cache))
-        simple, rules = tok.lang == 'en', tok.spacy_tokenizer.rules
-        solid = []
-        for p in new:   # plain words need no spaCy call (see `SpacyTokenizer.quick_tokens`)
-            toks = tok.quick_tokens(p, rules) if simple else None
-            if toks is not None: cache[p] = (self.ids_of(toks), tok.merged(toks))
-            elif not p.isspace(): solid.append(p)
-        for k in range(0, len(solid), 5000):
-            batch = solid[k:k+5000]
-            for p, toks in zip(batch, tok.tokenize_pieces(batch)): cache[p] = (self.ids_of(toks), tok.merged(toks))
-        for p in new:
-            if p.isspace(): toks = tok.tokenize_piece(p); cache[p] = (self.ids_of(toks), tok.merged(toks))
+    def learn_pieces(self, pieces: Sequence[str]):
+        "Add the distinct `pieces` not in the piece table: plain words without spaCy, the others many per spaCy call."
+        tok, table = self.tok, self.piece_id
+        new = [p for p in pieces if p not in table]
+        if not new: return
+        rules = tok.spacy_tokenizer.rules
+        toks = [tok.quick_tokens(p, rules) for p in new] if tok.lang == 'en' else [None] * len(new)
+        hard = [k for k, t in enumerate(toks) if t is None and not new[k].isspace()]
+        for s in range(0, len(hard), 5000):
+            batch = hard[s:s+5000]
+            for k, t in zip(batch, tok.tokenize_pieces([new[k] for k in batch])): toks[k] = t
+        toks = [tok.tokenize_piece(p) if t is None else t for p, t in zip(new, toks)]   # whitespace pieces
+        n_toks = np.fromiter(map(len, toks), np.int64, len(toks))
+        self.start = np.concatenate([self.start, len(self.tok_ids) + np.cumsum(n_toks) - n_toks])
+        self.n_toks = np.concatenate([self.n_toks, n_toks])
+        self.tok_ids = np.concatenate([self.tok_ids, np.array(self.ids_of(list(chain.from_iterable(toks))), np.uint32)])
+        table.update(zip(new, range(len(table), len(table) + len(new))))
 
-    def spacy_doc_ids(self, text: str, pieces: list[str], out: list) -> int:
-        "Append the ids of `text` (cut into `pieces`, all cached) to `out`; return how many."
-        entries = list(map(self.piece_ids.__getitem__, pieces))
-        for i in [i for i, e in enumerate(entries) if e[1]]:   # only next to a merged token can a pattern straddle
-            if ((i > 0 and self.tok.straddles(pieces[i-1], pieces[i])) or
-                    (i + 1 < len(pieces) and self.tok.straddles(pieces[i], pieces[i+1]))):
-                self.tok.n_whole += 1   # spaCy on the whole text, as it would straddle the two pieces
-                ids = self.ids_of(self.tok.tokenize_whole(text))
-                out += ids
-                return len(ids)
-        n0 = len(out)
-        out.extend(chain.from_iterable([e[0] for e in entries]))
-        return len(out) - n0
+    def straddles(self, left: str, right: str) -> bool:
+        "`SpacyTokenizer.straddles`, remembered for each pair of pieces."
+        key = (left, right)
+        res = self.straddle_memo.get(key)
+        if res is None: res = self.straddle_memo[key] = self.tok.straddles(left, right)
+        return res
+
+    def spacy_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        "Token ids of `texts` (all documents in one array) and each document's count of tokens."
+        if len(self.piece_id) > SpacyTokenizer.max_cache: self._clear_pieces()   # bound the memory on huge corpora
+        pieces = [_re_piece.findall(t) for t in texts]
+        flat = list(chain.from_iterable(pieces))
+        # Each piece occurrence becomes its number in the piece table (-1 if new: learn those, then number them);
+        # numpy then copies each piece's token ids out of the table.
+        pids = np.fromiter(map(self.piece_id.get, flat, repeat(-1)), np.int64, len(flat))
+        miss = np.flatnonzero(pids < 0).tolist()
+        if miss:
+            self.learn_pieces(dict.fromkeys([flat[i] for i in miss]))
+            pids[miss] = [self.piece_id[flat[i]] for i in miss]
+        lens = self.n_toks[pids]
+        ends = np.cumsum(lens)
+        ids = self.tok_ids[np.arange(ends[-1] if len(ends) else 0) + np.repeat(self.start[pids] - (ends - lens), lens)]
+        piece_off = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+        tok_off = np.concatenate([[0], ends])[piece_off]
+        # A special-case pattern can only straddle two pieces next to a token the matcher merges: check those only.
+        whole = set()
+        if self.merged_ids:
+            at = np.flatnonzero(np.isin(ids, np.fromiter(self.merged_ids, np.uint32, len(self.merged_ids))))
+            for i in np.unique(np.searchsorted(ends, at, side='right')).tolist():   # piece positions
+                d = int(np.searchsorted(piece_off, i, side='right')) - 1
+                if d in whole: continue
+                if ((i > piece_off[d] and self.straddles(flat[i-1], flat[i])) or
+                        (i + 1 < piece_off[d+1] and self.straddles(flat[i], flat[i+1]))): whole.add(d)
+        if not whole: return ids, np.diff(tok_off)
+        docs = np.split(ids, tok_off[1:-1])
+        for d in whole:   # spaCy on the whole text, as a pattern would straddle two of its pieces
+            self.tok.n_whole += 1
+            docs[d] = np.array(self.ids_of(self.tok.tokenize_whole(texts[d])), np.uint32)
+        return np.concatenate(docs), np.array([len(d) for d in docs], np.int64)
 
     def run(self, start: int, end: int):
         "Tokenize documents start..end-1: (pid, new words, ids, lengths, ids in order of first appearance)."
-        n_words, ids, lens = len(self.words), [], []
+        n_words = len(self.words)
         rules = _rules_fn(self.rules)
-        texts = [rules(self.text(i)) for i in range(start, end)]
-        if isinstance(self.tok, SpacyTokenizer):   # fast path: spaCy once per distinct piece, ids cached per piece
-            pieces = [_re_piece.findall(t) for t in texts]
-            self.learn_pieces(p for ps in pieces for p in ps)
-            for t, ps in zip(texts, pieces): lens.append(self.spacy_doc_ids(t, ps, ids))
+        texts = rules([self.text(i) for i in range(start, end)])
+        if isinstance(self.tok, SpacyTokenizer): ids, lens = self.spacy_ids(texts)   # spaCy once per distinct piece
         else:
-            for t in texts:
-                n0 = len(ids); ids += self.ids_of(list(next(iter(self.tok([t]))))); lens.append(len(ids) - n0)
-        ids = np.array(ids, dtype=np.uint32)
-        uniq, first = np.unique(ids, return_index=True)
-        return os.getpid(), self.words[n_words:], ids, np.array(lens, dtype=np.int64), uniq[np.argsort(first)]
+            toks = [list(next(iter(self.tok([t])))) for t in texts]
+            ids = np.array(self.ids_of(list(chain.from_iterable(toks))), np.uint32)
+            lens = np.fromiter(map(len, toks), np.int64, len(toks))
+        # The words not yet in an earlier chunk's result, in order of first appearance: the main process numbers
+        # the corpus's words in that order.
+        reported = np.zeros(len(self.words), bool); reported[:len(self.reported)] = self.reported
+        first_seen = np.fromiter(dict.fromkeys(ids[~reported[ids]].tolist()), np.uint32)
+        reported[first_seen] = True; self.reported = reported
+        return os.getpid(), self.words[n_words:], ids, lens, first_seen
 
 _JOB = None
-def _set_job(job): global _JOB; _JOB = job
+def _set_job(job):
+    global _JOB; _JOB = job
+    gc.disable()   # a worker makes millions of objects and no reference cycles: the cycle collector only costs time
 def _run_chunk(bounds): return _JOB.run(*bounds)
 
 def _chunk_results(job: _Job, n: int, n_workers: int):
@@ -423,16 +482,18 @@ def _chunk_results(job: _Job, n: int, n_workers: int):
     with ctx.Pool(min(n_workers, len(bounds)), initializer=_set_job, initargs=(job,)) as pool:
         yield from pool.imap(_run_chunk, bounds)
 
-def _merge(results) -> tuple[list[str], np.ndarray, np.ndarray]:
-    "Map each worker's ids to global ids, numbering words in order of first appearance in the corpus."
+def _merge(results, post_rules: Sequence[Callable] = ()) -> tuple[list[str], np.ndarray, np.ndarray]:
+    "Map each worker's ids to global ids (words after `post_rules`), numbered in order of first appearance in the corpus."
     words, word2id, tables, all_ids, all_lens = [], {}, {}, [], []
     for pid, new_words, ids, lens, first_seen in results:
         local, remap = tables.get(pid, ([], np.zeros(0, dtype=np.int64)))
         local += new_words
         if len(remap) < len(local): remap = np.concatenate([remap, np.full(len(local) - len(remap), -1, dtype=np.int64)])
         for lid in first_seen[remap[first_seen] < 0].tolist():   # words this worker had not reported yet
-            g = word2id.get(local[lid])
-            if g is None: g = word2id[local[lid]] = len(words); words.append(local[lid])
+            w = local[lid]
+            for r in post_rules: w = r(w)   # two tokens may become one word here ('a b' and 'a▁b'): one id
+            g = word2id.get(w)
+            if g is None: g = word2id[w] = len(words); words.append(w)
             remap[lid] = g
         tables[pid] = (local, remap)
         all_ids.append(remap[ids].astype(np.uint32)); all_lens.append(lens)
@@ -440,7 +501,7 @@ def _merge(results) -> tuple[list[str], np.ndarray, np.ndarray]:
     lens = np.concatenate(all_lens) if all_lens else np.zeros(0, dtype=np.int64)
     return words, ids, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
 
-# %% ../nbs/01_tokenize.ipynb #7fce36d6
+# %% ../nbs/01_tokenize.ipynb #783b0d4d
 class Tokenized:
     "A corpus tokenized against its own list of distinct words, in order of first appearance (before any vocab)."
     def __init__(self, words: list[str], counts: np.ndarray, store: TokenStore, names: list[str] | None = None):
@@ -492,7 +553,11 @@ class Tokenized:
         return cls(words, counts, store, json.loads((folder/'names.json').read_text()))
 
 def _tokenize_job(job: _Job, n: int, n_workers: int, names=None) -> Tokenized:
-    words, ids, offsets = _merge(_chunk_results(job, n, n_workers))
+    gc_was_on = gc.isenabled()
+    gc.disable()   # no reference cycles are made here; the collector would walk our millions of objects again and again
+    try: words, ids, offsets = _merge(_chunk_results(job, n, n_workers), job.post_rules)
+    finally:
+        if gc_was_on: gc.enable()
     counts = np.bincount(ids, minlength=len(words)).astype(np.int64)
     return Tokenized(words, counts, TokenStore(ids, offsets, None), names)
 
@@ -516,7 +581,7 @@ def tokenize_texts(texts: Sequence[str], n_workers: int = defaults.cpus, rules: 
     "Tokenize `texts` in parallel: one list of token strings per text (fastai's bulk path, with `replace_space`)."
     return tokenize_texts_to_store(texts, tok=tok, rules=rules, n_workers=n_workers).token_lists()
 
-# %% ../nbs/01_tokenize.ipynb #9b08d0e6
+# %% ../nbs/01_tokenize.ipynb #0086b6b8
 _CACHE_VERSION = 1
 
 def _describe(obj) -> str:
@@ -529,7 +594,7 @@ def _describe(obj) -> str:
 
 def _fingerprint(tok, rules, post_rules, **extra) -> str:
     d = dict(version=_CACHE_VERSION, tok=_describe(tok), rules=[_describe(r) for r in rules],
-             pipeline=[_describe(f) for f in (_Job, _default_rules_fast, _caps_or_maj)],   # our code changed: rebuild
+             pipeline=[_describe(f) for f in (_Job, _default_rules_batch, _rules_after_rep, _has_triple, _caps_or_maj)],   # our code changed: rebuild
              post_rules=[_describe(r) for r in post_rules], **extra)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -603,7 +668,7 @@ def tokenize_folder(path: str | Path, extensions: Sequence[str] | None = None, f
     return tokenize_files(files, tok=tok, rules=rules, n_workers=n_workers, encoding=encoding, cache_dir=output_dir,
                           names=[str(f.relative_to(path)) for f in files])
 
-# %% ../nbs/01_tokenize.ipynb #a7e139a7
+# %% ../nbs/01_tokenize.ipynb #4f2b45ff
 def _join_texts(df, mark_fields: bool = False) -> list[str]:
     "Join the text columns of `df`, marking each field with `xxfld i` if `mark_fields` (fastai's `_join_texts`)."
     text_col = (f'{FLD} {1} ' if mark_fields else '') + df.iloc[:, 0].astype(str)
@@ -646,7 +711,7 @@ def tokenize_csv(fname: str | Path, text_cols, outname: str | Path | None = None
     _save_cache(out, key, manifest, tkd)
     return tkd
 
-# %% ../nbs/01_tokenize.ipynb #74ff72fd
+# %% ../nbs/01_tokenize.ipynb #2e7968f1
 def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, special_toks: list[str] | None = None) -> list[str]:
     "fastai's vocab: special tokens, then words with count >= `min_freq` by count (at most `max_vocab`), padded with xxfake to a multiple of 8."
     vocab = [o for o, c in count.most_common(max_vocab) if c >= min_freq]
@@ -657,7 +722,7 @@ def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, specia
     vocab = vocab[:max_vocab]
     return vocab + ['xxfake' for _ in range(0, 8 - len(vocab) % 8)]
 
-# %% ../nbs/01_tokenize.ipynb #54d98e36
+# %% ../nbs/01_tokenize.ipynb #0b4948f0
 class Numericalize:
     "fastai's Numericalize: tokens -> ids (a LongTensor) with a vocab made by `make_vocab` (or given), and back."
     def __init__(self, vocab: list[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
@@ -686,7 +751,7 @@ class Numericalize:
         "Tokens of `ids`."
         return [self.vocab[int(i)] for i in ids]
 
-# %% ../nbs/01_tokenize.ipynb #42a6e92a
+# %% ../nbs/01_tokenize.ipynb #7c5ae25e
 _closing = set('.,!?:;)]}%…')
 _no_space_before = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _no_space_after = {'(', '[', '{', '$', '#', '\n', '\n\n'}
@@ -713,7 +778,7 @@ def decode_tokens(tokens: Sequence[str], drop: Sequence[str] = (BOS, EOS, PAD)) 
         out += sep + w
     return out
 
-# %% ../nbs/01_tokenize.ipynb #6daf98a1
+# %% ../nbs/01_tokenize.ipynb #c0aad223
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, sp_model: str | Path | None = None,
