@@ -1,7 +1,7 @@
 """Training throughput on one device: ours against fastai, on the same batches, in the same run.
 
     python bench/gpu.py                                   # the GPU table (data: .gpu/imdb_ids.npz.xz)
-    python bench/gpu.py --which lm --lm-bs 128 --lm-precisions bf16 --steps 50
+    python bench/gpu.py --which lm --lm-runs 128:fp16,128:bf16 --steps 50
     python bench/gpu.py --small --device cpu --steps 2 --fastai no     # a smoke test on a CPU, seconds
 
 What it prints, one table per task:
@@ -10,11 +10,12 @@ What it prints, one table per task:
   step.
 - classifier: the default AWD-LSTM classifier (`text_classifier_learner`, drop_mult 0.5) on batches of training reviews
   as a shuffled `SortedDL` makes them (lengths as IMDb's, padded first); tokens/s counts the real (non-pad) tokens.
-For each (bs, precision): `ours` and `fastai` train on the SAME batches, prepared ahead and already on the device, in
+For each (bs, precision) of --lm-runs / --clas-runs: `ours` and `fastai` train on the SAME batches, prepared ahead and already on the device, in
 separate processes (one for ours, one for fastai); `--warmup` steps are run first and not timed, then `--steps` steps
 are timed between two torch.cuda.synchronize() calls. `ours+loader` is ours again, fed by our own `LMDataLoader` /
-`SortedDL` (host batching and copies included). `loss` columns give the training loss at the first step and the mean
-of the last five timed steps (same schedule, same data: the two should agree roughly). `mem` is the peak GPU memory.
+`SortedDL` (host batching and copies included; for the --loader precisions). `loss` columns give the training loss
+at the first step and the mean of the last five timed steps (same one-cycle schedule, same data: the two should
+roughly agree). `GiB` is the peak GPU memory of each. Each result is also printed as it comes (`#   ...` lines).
 Figures only, never asserted. fastai runs when `import fastai.text.all` works for `--fastai-python` (default: this
 python; on the GPU machine put the carried wheels on PYTHONPATH, see bench/gpu_session.sh).
 """
@@ -128,8 +129,8 @@ def make_timer(base, cancel, warmup: int, steps: int, device, pad: int = 1, fast
     return Timer()
 
 
-def run_worker(impl: str, spec_file: str) -> None:
-    "Train every configuration of the spec with `impl` ('ours' or 'fastai'); print one RESULT json line each."
+def run_worker(impl: str, task: str, spec_file: str) -> None:
+    "Train every `task` configuration of the spec with `impl` ('ours' or 'fastai'); print one RESULT json line each."
     import warnings; warnings.filterwarnings('ignore')
     import torch
     spec = json.loads(Path(spec_file).read_text())
@@ -150,6 +151,7 @@ def run_worker(impl: str, spec_file: str) -> None:
     vocab = json.loads((tmp/'vocab.json').read_text())
     sl, warmup, steps = spec['seq_len'], spec['warmup'], spec['steps']
     for job in spec['jobs']:
+        if job['task'] != task: continue
         if impl == 'fastai' and job['loader'] != 'fixed': continue
         if impl == 'fastai' and device.type != 'cuda' and job['precision'] != 'fp32': continue   # fastai: CUDA-only amp
         task, bs, prec = job['task'], job['bs'], job['precision']
@@ -222,16 +224,30 @@ def fastai_available(python: str, env: dict) -> tuple[bool, str]:
     return True, r.stdout.strip()
 
 
-def run_impl(python: str, impl: str, spec_file: Path, env: dict) -> list[dict]:
-    "Run one library's worker in its own process; its RESULT lines."
-    cmd = [python, str(Path(__file__).resolve()), '--worker', impl, '--spec', str(spec_file)]
+def _short(r: dict) -> str:
+    "One result as a progress line."
+    head = f"{r['impl']:6s} {r['task']:4s} bs {r['bs']:3d} {r['precision']} {r['loader']:6s}"
+    if 'error' in r: return f"{head}: {r['error']}"
+    return (f"{head}: {r['tok_s']:>10,.0f} tok/s  {r['ms_step']:6.1f} ms/step  loss {_fmt_loss(r)}"
+            + (f"  {r['mem_gib']:.1f} GiB" if 'mem_gib' in r else ''))
+
+
+def run_impl(python: str, impl: str, task: str, spec_file: Path, env: dict) -> list[dict]:
+    "Run one library's worker on one task in its own process, printing each result as it comes; the results."
+    cmd = [python, str(Path(__file__).resolve()), '--worker', impl, '--task', task, '--spec', str(spec_file)]
     t = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    res = [json.loads(l[7:]) for l in r.stdout.splitlines() if l.startswith('RESULT ')]
-    if r.returncode:
-        print(f"# {impl} worker failed (exit {r.returncode}) after {time.time()-t:.0f} s:\n"
-              + '\n'.join('#   ' + l for l in r.stderr.strip().splitlines()[-15:]), flush=True)
-    else: print(f"# {impl}: {len(res)} runs in {time.time()-t:.0f} s", flush=True)
+    with tempfile.TemporaryFile('w+') as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        res = []
+        for line in p.stdout:          # streamed: a run stopped by a time limit still leaves its finished lines
+            if line.startswith('RESULT '):
+                res.append(json.loads(line[7:])); print('#   ' + _short(res[-1]), flush=True)
+        p.wait()
+        if p.returncode:
+            err.seek(0)
+            print(f"# {impl} {task} worker failed (exit {p.returncode}) after {time.time()-t:.0f} s:\n"
+                  + '\n'.join('#   ' + l for l in err.read().strip().splitlines()[-15:]), flush=True)
+        else: print(f"# {impl} {task}: {len(res)} runs in {time.time()-t:.0f} s", flush=True)
     return res
 
 
@@ -249,7 +265,7 @@ def print_table(task: str, results: list[dict], spec: dict) -> None:
     print(f"\n{'LM' if task == 'lm' else 'classifier'} training, {what} ({spec['steps']} timed steps after "
           f"{spec['warmup']} warm-up, seq_len {spec['seq_len']}, device {spec['device_name']})")
     head = (f"{'bs':>4} {'prec':>5} {'ours':>10} {'fastai':>10} {'ours/fa':>8} {'ours+loader':>12} "
-            f"{'ms/step':>8} {'loss ours':>12} {'loss fastai':>12} {'mem GiB':>8}")
+            f"{'ms/step':>8} {'loss ours':>12} {'loss fastai':>12} {'GiB ours/fa':>12}")
     print(head); print('-' * len(head))
     def find(impl, loader, bs, prec):
         for r in results:
@@ -259,14 +275,25 @@ def print_table(task: str, results: list[dict], spec: dict) -> None:
         val = lambda r: ('error' if 'error' in r else f"{r['tok_s']:,.0f}") if r else '-'
         ratio = f"{o['tok_s']/f['tok_s']:.2f}x" if o and f and 'tok_s' in o and 'tok_s' in f else '-'
         ms = f"{o['ms_step']:.1f}" if o and 'ms_step' in o else '-'
-        mem = f"{o['mem_gib']:.1f}" if o and 'mem_gib' in o else '-'
+        mem = '/'.join(f"{r['mem_gib']:.1f}" if r and 'mem_gib' in r else '-' for r in (o, f))
         print(f"{bs:>4} {prec:>5} {val(o):>10} {val(f):>10} {ratio:>8} {val(ol):>12} {ms:>8} "
-              f"{_fmt_loss(o):>12} {_fmt_loss(f):>12} {mem:>8}")
+              f"{_fmt_loss(o):>12} {_fmt_loss(f):>12} {mem:>12}")
     for r in results:
         if r['task'] == task and 'error' in r: print(f"  {r['impl']} ({r['loader']}) bs {r['bs']} {r['precision']}: {r['error']}")
 
 
 def parse_list(s: str, kind=str) -> list: return [kind(v) for v in s.split(',') if v.strip()]
+
+
+def parse_runs(s: str) -> dict:
+    "'64:fp16,128:bf16' -> {64: ['fp16'], 128: ['bf16']} (batch size -> precisions, in the order given)."
+    runs = {}
+    for item in parse_list(s):
+        bs, _, prec = item.partition(':')
+        if not bs.isdigit() or prec not in ('fp32', 'fp16', 'bf16'):
+            sys.exit(f"bad run {item!r}: write batch size:precision, e.g. 128:bf16 (precision fp32, fp16 or bf16)")
+        runs.setdefault(int(bs), []).append(prec)
+    return runs
 
 
 def main(argv=None):
@@ -278,20 +305,22 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=10, help='untimed steps first (default %(default)s)')
     ap.add_argument('--small', action='store_true', help='a tiny model and batches: a smoke test that runs on a CPU')
     ap.add_argument('--which', default='lm,clas', help='tasks: lm, clas or lm,clas (default)')
-    ap.add_argument('--lm-bs', default=None, help='LM batch sizes (default 64,128,256; --small: 8)')
-    ap.add_argument('--clas-bs', default=None, help='classifier batch sizes (default 64,128; --small: 8)')
-    ap.add_argument('--lm-precisions', default=None, help='fp32,fp16,bf16 (default on CUDA; fp32,bf16 on CPU)')
-    ap.add_argument('--clas-precisions', default=None, help='default fp16,bf16 on CUDA; fp32 on CPU')
+    ap.add_argument('--lm-runs', default=None, help='LM runs as bs:precision pairs (default on CUDA: '
+                    '64,128,256 in fp16 and bf16, and 128:fp32; on a CPU: 32:fp32,32:bf16, or 8 with --small)')
+    ap.add_argument('--clas-runs', default=None, help='classifier runs as bs:precision pairs (default on CUDA: '
+                    '64 and 128 in fp16 and bf16; on a CPU: 32:fp32, or 8:fp32 with --small)')
+    ap.add_argument('--loader', default=None, help="precisions of the runs that are ALSO timed with ours fed by its own "
+                    "loaders (default bf16 on CUDA, fp32 on a CPU; 'none': no such runs)")
     ap.add_argument('--seq-len', type=int, default=72)
-    ap.add_argument('--loader', choices=['yes', 'no'], default='yes', help="also time ours fed by its own loaders")
     ap.add_argument('--fastai', choices=['auto', 'yes', 'no'], default='auto',
                     help='run fastai on the same batches: auto (when importable), yes (fail if not), no')
     ap.add_argument('--fastai-python', default=sys.executable, help='the python that imports fastai (default: this one)')
     ap.add_argument('--json', help='also write every result (loss curves included) to this file')
     ap.add_argument('--worker', choices=['ours', 'fastai'], help=argparse.SUPPRESS)
     ap.add_argument('--spec', help=argparse.SUPPRESS)
+    ap.add_argument('--task', help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    if a.worker: return run_worker(a.worker, a.spec)
+    if a.worker: return run_worker(a.worker, a.task, a.spec)
 
     sys.path.insert(0, str(REPO))
     import torch
@@ -301,12 +330,11 @@ def main(argv=None):
     dev_name = torch.cuda.get_device_name(device) if cuda else 'cpu'
     tasks = parse_list(a.which)
     if set(tasks) - {'lm', 'clas'}: sys.exit(f"--which takes lm and/or clas, not {a.which!r}")
-    lm_bs = parse_list(a.lm_bs or ('8' if a.small else '64,128,256'), int)
-    clas_bs = parse_list(a.clas_bs or ('8' if a.small else '64,128'), int)
-    lm_prec = parse_list(a.lm_precisions or ('fp32,fp16,bf16' if cuda else 'fp32,bf16'))
-    clas_prec = parse_list(a.clas_precisions or ('fp16,bf16' if cuda else 'fp32'))
-    for p in lm_prec + clas_prec:
-        if p not in ('fp32', 'fp16', 'bf16'): sys.exit(f"unknown precision {p!r}: use fp32, fp16, bf16")
+    b = 8 if a.small else 32
+    lm_runs = parse_runs(a.lm_runs or ('64:fp16,128:fp16,256:fp16,64:bf16,128:bf16,256:bf16,128:fp32' if cuda
+                                       else f'{b}:fp32,{b}:bf16'))
+    clas_runs = parse_runs(a.clas_runs or ('64:fp16,128:fp16,64:bf16,128:bf16' if cuda else f'{b}:fp32'))
+    loader_precs = [] if a.loader == 'none' else parse_list(a.loader or ('bf16' if cuda else 'fp32'))
 
     t0 = time.time()
     d = load_data(a.data, a.small)
@@ -319,37 +347,39 @@ def main(argv=None):
     for k in ('ids', 'offsets', 'split', 'label'): np.save(tmp/f'{k}.npy', d[k])
     jobs = []
     t = time.time()
+    def add_jobs(task, bs, precs, f):
+        for p in precs:
+            jobs.append(dict(task=task, bs=bs, precision=p, loader='fixed', file=f, n=n))
+            if p in loader_precs: jobs.append(dict(task=task, bs=bs, precision=p, loader='loader', n=n))
     if 'lm' in tasks:
-        for bs in lm_bs:
+        for bs, precs in lm_runs.items():
             f = f'lm_bs{bs}.npz'; np.savez(tmp/f, xy=lm_batches(d, bs, a.seq_len, n))
-            for p in lm_prec:
-                jobs.append(dict(task='lm', bs=bs, precision=p, loader='fixed', file=f, n=n))
-                if a.loader == 'yes': jobs.append(dict(task='lm', bs=bs, precision=p, loader='loader', n=n))
+            add_jobs('lm', bs, precs, f)
     if 'clas' in tasks:
-        for bs in clas_bs:
+        for bs, precs in clas_runs.items():
             bt = clas_batches(d, bs, a.seq_len, n)
             f = f'clas_bs{bs}.npz'; np.savez(tmp/f, **{f'x{i}': x for i, (x, _) in enumerate(bt)},
                                              **{f'y{i}': y for i, (_, y) in enumerate(bt)})
             real = [int((x != 1).sum()) for x, _ in bt[a.warmup:]]
             print(f"# classifier bs {bs}: timed batches hold {sum(real)/len(real):,.0f} real tokens on average "
                   f"(padded widths {min(x.shape[1] for x, _ in bt)}..{max(x.shape[1] for x, _ in bt)})")
-            for p in clas_prec:
-                jobs.append(dict(task='clas', bs=bs, precision=p, loader='fixed', file=f, n=n))
-                if a.loader == 'yes': jobs.append(dict(task='clas', bs=bs, precision=p, loader='loader', n=n))
+            add_jobs('clas', bs, precs, f)
     print(f"# {len(jobs)} configurations for ours; batches prepared in {time.time()-t:.1f} s", flush=True)
     spec = dict(device=str(device), device_name=dev_name, seq_len=a.seq_len, warmup=a.warmup, steps=a.steps, jobs=jobs,
                 config_overrides=SMALL_CONFIG if a.small else {}, lr=dict(lm=5e-3, clas=1e-2))
     (tmp/'spec.json').write_text(json.dumps(spec))
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-    results = run_impl(sys.executable, 'ours', tmp/'spec.json', env)
+    fa_ok = False
     if a.fastai != 'no':
-        ok, why = fastai_available(a.fastai_python, env)
-        if ok:
-            print(f"# fastai {why} from {a.fastai_python}", flush=True)
-            results += run_impl(a.fastai_python, 'fastai', tmp/'spec.json', env)
+        fa_ok, why = fastai_available(a.fastai_python, env)
+        if fa_ok: print(f"# fastai {why} from {a.fastai_python}", flush=True)
         elif a.fastai == 'yes': sys.exit(f"--fastai yes, but fastai does not import: {why}")
-        else: print(f"# fastai: not importable ({why}); ours only")
+        else: print(f"# fastai: not importable ({why}); ours only", flush=True)
+    results = []
+    for task in tasks:        # ours then fastai, task by task: a time limit leaves whole comparisons behind it
+        results += run_impl(sys.executable, 'ours', task, tmp/'spec.json', env)
+        if fa_ok: results += run_impl(a.fastai_python, 'fastai', task, tmp/'spec.json', env)
     for task in tasks: print_table(task, results, spec)
     if a.json:
         Path(a.json).write_text(json.dumps(dict(spec=spec, results=results), indent=1))
