@@ -13,7 +13,7 @@ What it prints, one table per task:
 For each (bs, precision) of --lm-runs / --clas-runs: `ours` and `fastai` train on the SAME batches, prepared ahead and already on the device, in
 separate processes (one for ours, one for fastai); `--warmup` steps are run first and not timed, then `--steps` steps
 are timed between two torch.cuda.synchronize() calls. `ours+loader` is ours again, fed by our own `LMDataLoader` /
-`SortedDL` (host batching and copies included; for the --loader precisions). `loss` columns give the training loss
+`SortedDL` (host batching and copies included; for the --loader-runs). `loss` columns give the training loss
 at the first step and the mean of the last five timed steps (same one-cycle schedule, same data: the two should
 roughly agree). `GiB` is the peak GPU memory of each. Each result is also printed as it comes (`#   ...` lines).
 Figures only, never asserted. fastai runs when `import fastai.text.all` works for `--fastai-python` (default: this
@@ -309,8 +309,8 @@ def main(argv=None):
                     '64,128,256 in fp16 and bf16, and 128:fp32; on a CPU: 32:fp32,32:bf16, or 8 with --small)')
     ap.add_argument('--clas-runs', default=None, help='classifier runs as bs:precision pairs (default on CUDA: '
                     '64 and 128 in fp16 and bf16; on a CPU: 32:fp32, or 8:fp32 with --small)')
-    ap.add_argument('--loader', default=None, help="precisions of the runs that are ALSO timed with ours fed by its own "
-                    "loaders (default bf16 on CUDA, fp32 on a CPU; 'none': no such runs)")
+    ap.add_argument('--loader-runs', default=None, help="bs:precision runs (of either task) ALSO timed with ours fed by "
+                    "its own loaders (default 128:bf16 on CUDA; on a CPU the first run of each task; 'none': no such runs)")
     ap.add_argument('--seq-len', type=int, default=72)
     ap.add_argument('--fastai', choices=['auto', 'yes', 'no'], default='auto',
                     help='run fastai on the same batches: auto (when importable), yes (fail if not), no')
@@ -334,7 +334,10 @@ def main(argv=None):
     lm_runs = parse_runs(a.lm_runs or ('64:fp16,128:fp16,256:fp16,64:bf16,128:bf16,256:bf16,128:fp32' if cuda
                                        else f'{b}:fp32,{b}:bf16'))
     clas_runs = parse_runs(a.clas_runs or ('64:fp16,128:fp16,64:bf16,128:bf16' if cuda else f'{b}:fp32'))
-    loader_precs = [] if a.loader == 'none' else parse_list(a.loader or ('bf16' if cuda else 'fp32'))
+    if a.loader_runs == 'none': loader_runs = set()
+    elif a.loader_runs: loader_runs = {(bs, p) for bs, ps in parse_runs(a.loader_runs).items() for p in ps}
+    elif cuda: loader_runs = {(128, 'bf16')}
+    else: loader_runs = {(bs, ps[0]) for runs in (lm_runs, clas_runs) for bs, ps in list(runs.items())[:1]}
 
     t0 = time.time()
     d = load_data(a.data, a.small)
@@ -350,7 +353,7 @@ def main(argv=None):
     def add_jobs(task, bs, precs, f):
         for p in precs:
             jobs.append(dict(task=task, bs=bs, precision=p, loader='fixed', file=f, n=n))
-            if p in loader_precs: jobs.append(dict(task=task, bs=bs, precision=p, loader='loader', n=n))
+            if (bs, p) in loader_runs: jobs.append(dict(task=task, bs=bs, precision=p, loader='loader', n=n))
     if 'lm' in tasks:
         for bs, precs in lm_runs.items():
             f = f'lm_bs{bs}.npz'; np.savez(tmp/f, xy=lm_batches(d, bs, a.seq_len, n))

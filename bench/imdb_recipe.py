@@ -18,7 +18,8 @@ Loaders are built straight from the packed ids: `LMDataLoader` and `SortedDL` ov
 `TextDataLoaders(train, valid, vocab, categories, text_block=TextBlock(backwards=...))` (chapter 02 has no
 `from_ids` constructor; this is what its `DataBlock` does after tokenizing). Every stage prints one line:
 its seconds, the elapsed time and its accuracy; `--budget SECONDS` skips the backward direction when the forward one
-shows it would not fit. The epoch tables of the Learner go to stdout too (`--quiet` hides them).
+shows it would not fit; `--stage-valid-docs N` validates the stages on N test reviews to save time (the final
+accuracy is always on all 25,000). The epoch tables of the Learner go to stdout too (`--quiet` hides them).
 """
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
@@ -75,13 +76,18 @@ def lm_loaders(store, docs: np.ndarray, vocab, bs: int, valid_pct: float, backwa
                            vocab, None, text_block=TextBlock(is_lm=True, backwards=backwards), device=device)
 
 
-def clas_loaders(store, data: dict, train: np.ndarray, test: np.ndarray, bs: int, backwards: bool, device, seed: int):
-    "Classifier loaders: shuffled length-sorted batches of `train`, the `test` reviews sorted for validation."
+def clas_loaders(store, data: dict, train: np.ndarray, valid: np.ndarray, bs: int, backwards: bool, device, seed: int):
+    "Classifier loaders: shuffled length-sorted batches of `train`, the `valid` reviews sorted for validation."
     labels = data['label'].astype(np.int64)
     return TextDataLoaders(SortedDL(store, labels[train], bs=bs, shuffle=True, doc_idxs=train, backwards=backwards, seed=seed),
-                           SortedDL(store, labels[test], bs=2 * bs, doc_idxs=test, backwards=backwards),
+                           sorted_loader(store, data, valid, bs, backwards),
                            data['meta']['vocab'], list(data['meta']['categories']),
                            text_block=TextBlock(backwards=backwards), device=device)
+
+
+def sorted_loader(store, data: dict, docs: np.ndarray, bs: int, backwards: bool) -> SortedDL:
+    "Length-sorted batches of `docs` with their labels, twice the training batch size (no gradients to keep)."
+    return SortedDL(store, data['label'][docs].astype(np.int64), bs=2 * bs, doc_idxs=docs, backwards=backwards)
 
 
 def set_precision(learn, precision: str):
@@ -111,7 +117,10 @@ def run_direction(direction: str, data: dict, store, docs: np.ndarray, a, clock:
 
     split = data['split'][docs]
     train, test = docs[split == 0], docs[split == 1]
-    dls = clas_loaders(store, data, train, test, a.clas_bs, bwd, device, a.seed)
+    valid = test                       # fastai's tutorial validates every epoch on the whole test set
+    if a.stage_valid_docs and a.stage_valid_docs < len(test):
+        valid = np.sort(np.random.default_rng(a.seed).permutation(test)[:a.stage_valid_docs])
+    dls = clas_loaders(store, data, train, valid, a.clas_bs, bwd, device, a.seed)
     learn = text_classifier_learner(dls, AWD_LSTM, config=clas_config, drop_mult=a.clas_drop_mult, backwards=bwd,
                                     pretrained=False, metrics=accuracy, path=path, quiet=a.quiet)
     learn.load_encoder(f'{direction}_enc')
@@ -124,10 +133,11 @@ def run_direction(direction: str, data: dict, store, docs: np.ndarray, a, clock:
         learn.freeze_to(group)
         learn.fit_one_cycle(epochs, stage_lr)
         what = 'unfreeze' if group == 0 else f'freeze_to({group})'
-        clock.stage(f'{direction} clas {i + 1}: {what}, {epochs} ep', accuracy=float(learn.recorder.values[-1][2]))
-    probs, targs = learn.get_preds(ds_idx=1)
+        clock.stage(f'{direction} clas {i + 1}: {what}, {epochs} ep', accuracy=float(learn.recorder.values[-1][2]),
+                    on=f'{len(valid)} test docs')
+    probs, targs = learn.get_preds(dl=sorted_loader(store, data, test, a.clas_bs, bwd).to(device))
     acc = float((probs.argmax(-1) == targs).float().mean())
-    clock.stage(f'{direction} clas test predictions', accuracy=acc)
+    clock.stage(f'{direction} clas test predictions', accuracy=acc, on=f'{len(test)} test docs')
     del learn, dls
     if device.type == 'cuda': torch.cuda.empty_cache()
     return probs, targs, acc
@@ -146,6 +156,9 @@ def main(argv=None):
     ap.add_argument('--clas-bs', type=int, default=64); ap.add_argument('--clas-lr', type=float, default=2e-2)
     ap.add_argument('--clas-final-epochs', type=int, default=2, help='epochs of the last, unfrozen stage (default 2)')
     ap.add_argument('--clas-drop-mult', type=float, default=0.5)
+    ap.add_argument('--stage-valid-docs', type=int, default=None,
+                    help='validate the classifier stages on this many random test reviews (default: all); the final '
+                         'test accuracy and the ensemble always use every test review')
     ap.add_argument('--budget', type=float, help='seconds: skip the backward direction if it would not end in time')
     ap.add_argument('--small', action='store_true',
                     help='smoke test: --small-docs reviews per split, a tiny model, 1 epoch per stage, bs 16')

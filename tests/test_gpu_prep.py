@@ -116,11 +116,14 @@ def test_gpu_bench_smoke_on_cpu(packed, tmp_path):
 def test_imdb_recipe_smoke_on_cpu(packed, tmp_path):
     out = tmp_path/'recipe.json'
     r = _run(BENCH/'imdb_recipe.py', '--small', '--small-docs', 40, '--data', packed, '--device', 'cpu', '--quiet',
-             '--out', tmp_path/'models', '--json', out)
+             '--stage-valid-docs', 25, '--out', tmp_path/'models', '--json', out)
     assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
     for d in ('fwd', 'bwd'):
         assert f'[stage] {d} LM 1 epoch(s)' in r.stdout
-        for i in range(1, 5): assert f'[stage] {d} clas {i}:' in r.stdout
+        for i in range(1, 5):       # the stages validate on 25 test reviews, the final predictions on all 40
+            assert any(l.startswith(f'[stage] {d} clas {i}:') and 'on 25 test docs' in l for l in lines)
+        assert any(l.startswith(f'[stage] {d} clas test predictions') and 'on 40 test docs' in l for l in lines)
     assert '[stage] fwd+bwd ensemble' in r.stdout and 'total' in r.stdout
     stages = json.loads(out.read_text())['stages']
     accs = [s['accuracy'] for s in stages if 'accuracy' in s]
