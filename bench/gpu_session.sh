@@ -19,7 +19,10 @@
 # the recipe what is left, and it skips the backward direction if the forward one shows it would not fit. The
 # classifier's stages are validated on STAGE_VALID_DOCS (default 5000) random test reviews to save time; the final
 # accuracy of each model and of the ensemble is on all 25,000 test reviews. Logs and
-# JSON land in $OUT (they come back with the reply): session.log, table.log, table.json, recipe.log, recipe.json.
+# JSON land in $OUT (they come back with the reply): session.log, table.log, table.json, recipe.log, recipe.json, and
+# {fwd,bwd}_test_probs.npz. If the backward model did not fit, a LATER session can run only it and still report the
+# ensemble: copy fwd_test_probs.npz into .gpu/ and run `PART=recipe DIRECTIONS=bwd bash bench/gpu_session.sh`
+# (PRIOR_PROBS, default .gpu, is where the recipe looks for the other direction's probabilities).
 # Knobs (environment): BUDGET, TABLE_LIMIT, PART (all | table | recipe), STEPS, WARMUP, LM_EPOCHS (default 1),
 # LM_LR, CLAS_FINAL_EPOCHS (default 2), DIRECTIONS (default fwd,bwd), PRECISION (default bf16), STAGE_VALID_DOCS,
 # DATA (default .gpu/imdb_ids.npz.xz), DEVICE (default cuda), SMALL (1: tiny model and data), RECIPE_ARGS (more
@@ -32,7 +35,7 @@ BUDGET=${BUDGET:-570}; TABLE_LIMIT=${TABLE_LIMIT:-180}; PART=${PART:-all}
 STEPS=${STEPS:-30}; WARMUP=${WARMUP:-10}
 LM_EPOCHS=${LM_EPOCHS:-1}; LM_LR=${LM_LR:-5e-3}; CLAS_FINAL_EPOCHS=${CLAS_FINAL_EPOCHS:-2}
 DIRECTIONS=${DIRECTIONS:-fwd,bwd}; PRECISION=${PRECISION:-bf16}; RECIPE_ARGS=${RECIPE_ARGS:-}
-STAGE_VALID_DOCS=${STAGE_VALID_DOCS:-5000}
+STAGE_VALID_DOCS=${STAGE_VALID_DOCS:-5000}; PRIOR_PROBS=${PRIOR_PROBS:-.gpu}
 DEVICE=${DEVICE:-cuda}; SMALL=${SMALL:-0}
 DATA=${DATA:-.gpu/imdb_ids.npz.xz}
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -67,7 +70,7 @@ if [ "$PART" = all ] || [ "$PART" = recipe ]; then
   log "IMDb recipe: ${left}s left (LM ${LM_EPOCHS} epoch(s), directions ${DIRECTIONS})"
   timeout -k 10 "$left" python3 bench/imdb_recipe.py --data "$DATA" --device "$DEVICE" --precision "$PRECISION" \
       --directions "$DIRECTIONS" --lm-epochs "$LM_EPOCHS" --lm-lr "$LM_LR" --clas-final-epochs "$CLAS_FINAL_EPOCHS" \
-      --stage-valid-docs "$STAGE_VALID_DOCS" --budget $(( left - 15 )) --out /tmp/imdb_recipe_models --json "$OUT/recipe.json" $SMALL_FLAG $RECIPE_ARGS \
+      --stage-valid-docs "$STAGE_VALID_DOCS" --probs-dir "$OUT" --prior-probs "$PRIOR_PROBS" --budget $(( left - 15 )) --out /tmp/imdb_recipe_models --json "$OUT/recipe.json" $SMALL_FLAG $RECIPE_ARGS \
       2>&1 | tee "$OUT/recipe.log"
   rc=$?; log "recipe done (exit $rc; 124 = stopped by the budget)"
 fi

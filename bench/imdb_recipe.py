@@ -19,7 +19,8 @@ Loaders are built straight from the packed ids: `LMDataLoader` and `SortedDL` ov
 `from_ids` constructor; this is what its `DataBlock` does after tokenizing). Every stage prints one line:
 its seconds, the elapsed time and its accuracy; `--budget SECONDS` skips the backward direction when the forward one
 shows it would not fit; `--stage-valid-docs N` validates the stages on N test reviews to save time (the final
-accuracy is always on all 25,000). The epoch tables of the Learner go to stdout too (`--quiet` hides them).
+accuracy is always on all 25,000). `--probs-dir` keeps each direction's test probabilities, and `--prior-probs`
+brings one direction from an earlier run (another GPU session) into the ensemble. The epoch tables of the Learner go to stdout too (`--quiet` hides them).
 """
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
@@ -143,6 +144,22 @@ def run_direction(direction: str, data: dict, store, docs: np.ndarray, a, clock:
     return probs, targs, acc
 
 
+def save_probs(folder: Path, direction: str, probs: torch.Tensor, targs: torch.Tensor) -> Path:
+    "Keep one direction's test probabilities and targets (length-sorted test order), for an ensemble in a later run."
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder/f'{direction}_test_probs.npz'
+    tmp = folder/f'.{direction}_test_probs.tmp.npz'
+    np.savez(tmp, probs=probs.float().numpy(), targets=targs.numpy())
+    os.replace(tmp, out)
+    return out
+
+
+def load_probs(folder: Path, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "The probabilities and targets written by `save_probs`."
+    with np.load(folder/f'{direction}_test_probs.npz', allow_pickle=False) as z:
+        return torch.from_numpy(z['probs']), torch.from_numpy(z['targets'])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default=str(HERE.parent/'.gpu'/'imdb_ids.npz.xz'), help='packed IMDb (bench/pack_imdb.py)')
@@ -163,6 +180,9 @@ def main(argv=None):
     ap.add_argument('--small', action='store_true',
                     help='smoke test: --small-docs reviews per split, a tiny model, 1 epoch per stage, bs 16')
     ap.add_argument('--small-docs', type=int, default=150, help='reviews per split with --small (default 150)')
+    ap.add_argument('--probs-dir', help='write each direction\'s test probabilities here ({fwd,bwd}_test_probs.npz)')
+    ap.add_argument('--prior-probs', help='a folder with the other direction\'s {fwd,bwd}_test_probs.npz from an '
+                    'earlier run (same packed file): the ensemble then uses it')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--json', help='also write the stage rows to this file')
     ap.add_argument('--quiet', action='store_true', help="hide the Learner's epoch tables")
@@ -194,11 +214,19 @@ def main(argv=None):
                       f"> budget {a.budget:.0f} s", flush=True)
                 break
         results[direction] = run_direction(direction, data, store, docs, a, clock, device, path)
-    if len(results) == 2:
-        (pf, tf, _), (pb, tb, _) = results['fwd'], results['bwd']
+        if a.probs_dir: save_probs(Path(a.probs_dir), direction, *results[direction][:2])
+    earlier = {}
+    if a.prior_probs:        # the other direction's test probabilities from an earlier run (another GPU session)
+        for direction in ('fwd', 'bwd'):
+            if direction not in results and (Path(a.prior_probs)/f'{direction}_test_probs.npz').exists():
+                earlier[direction] = load_probs(Path(a.prior_probs), direction)
+                print(f"# {direction} test probabilities from {a.prior_probs} (an earlier run)", flush=True)
+    both = {**{d: r[:2] for d, r in results.items()}, **earlier}
+    if len(both) == 2:
+        (pf, tf), (pb, tb) = both['fwd'], both['bwd']
         if not torch.equal(tf, tb): raise RuntimeError("the two directions' test sets are in different orders")
         ens = float((((pf + pb) / 2).argmax(-1) == tf).float().mean())
-        clock.stage('fwd+bwd ensemble', accuracy=ens)
+        clock.stage('fwd+bwd ensemble' + (' (one from an earlier run)' if earlier else ''), accuracy=ens)
     print(f"\n{'stage':<36} {'seconds':>8} {'elapsed':>8}  result")
     for r in clock.rows:
         extra = '  '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in r.items()

@@ -131,9 +131,15 @@ def test_imdb_recipe_smoke_on_cpu(packed, tmp_path):
     assert (tmp_path/'models'/'models'/'fwd_enc.pth').exists() and (tmp_path/'models'/'models'/'bwd_enc.pth').exists()
 
 
-def test_imdb_recipe_budget_skips_the_backward_model(packed, tmp_path):
-    r = _run(BENCH/'imdb_recipe.py', '--small', '--small-docs', 30, '--data', packed, '--device', 'cpu', '--quiet',
-             '--budget', 0.5, '--out', tmp_path)
+def test_imdb_recipe_budget_skips_backward_and_a_later_run_completes_the_ensemble(packed, tmp_path):
+    args = ['--small', '--small-docs', 30, '--data', packed, '--device', 'cpu', '--quiet', '--out', tmp_path]
+    r = _run(BENCH/'imdb_recipe.py', *args, '--budget', 0.5, '--probs-dir', tmp_path/'first')
     assert r.returncode == 0, r.stderr
     assert '[stage] fwd clas test predictions' in r.stdout and '[skip] bwd' in r.stdout
     assert 'bwd LM' not in r.stdout and 'ensemble' not in r.stdout
+    with np.load(tmp_path/'first'/'fwd_test_probs.npz') as z:
+        assert z['probs'].shape == (30, 2) and np.allclose(z['probs'].sum(1), 1, atol=1e-5) and len(z['targets']) == 30
+    # a later run (another GPU session) trains only the backward model and ensembles it with the saved forward one
+    r = _run(BENCH/'imdb_recipe.py', *args, '--directions', 'bwd', '--prior-probs', tmp_path/'first')
+    assert r.returncode == 0, r.stderr
+    assert 'fwd LM' not in r.stdout and '[stage] fwd+bwd ensemble (one from an earlier run)' in r.stdout
