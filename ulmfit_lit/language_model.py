@@ -127,6 +127,9 @@ def generate_ids(model: nn.Module, ids: torch.Tensor, n_words: int, temperature:
                  unk_idx: int = 0, min_p: float | None = None, refeed: bool = False,
                  generator: torch.Generator | None = None) -> list[int]:
     "Generate `n_words` token ids after the prompt `ids` (n,). `refeed=True` re-reads the whole text each step (fastai's way)."
+    if ids.dim() != 1 or len(ids) == 0:
+        raise ValueError(f"generate_ids needs the prompt as a 1-d tensor of at least one token id, got shape "
+                         f"{tuple(ids.shape)}; LMLearner.predict starts every prompt with xxbos.")
     model.eval(); model.reset()
     stepper = LMStepper(model) if not refeed and _is_awd_lm(model) else None
     if stepper is not None: logits = stepper.start(ids)                      # (vocab,)

@@ -336,6 +336,7 @@ def _has_triple(texts: list[str]) -> list[bool]:
     return out
 
 def _rules_after_rep(t: str) -> str:
+    "The default rules after `replace_rep` on one text: each pass skipped where it cannot change anything."
     words = t.split()
     if any(map(operator.eq, words, words[1:])): t = replace_wrep(t)   # it needs a word repeated: rare
     if '/' in t or '#' in t or '\\' in t: t = spec_add_spaces(t)    # each pass only where it can change something
