@@ -35,7 +35,7 @@ def dls_lm(sample_df):
 def test_pretrained_weights_missing_offline_says_what_to_do(dls_lm, monkeypatch, tmp_path):
     monkeypatch.setenv('ULMFIT_LIT_HOME', str(tmp_path))
     with pytest.raises(RuntimeError) as e:
-        language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL))
+        language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained='wt103')
     msg = str(e.value)
     assert 'wt103-fwd.tgz' in msg and 'pretrained=False' in msg
 

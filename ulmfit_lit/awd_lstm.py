@@ -417,5 +417,6 @@ def load_pretrained_lm(model: SequentialRNN, wgts_fname: str | Path, vocab_fname
     wgts = torch.load(wgts_fname, map_location='cpu', weights_only=True)
     if 'model' in wgts: wgts = wgts['model']           # a checkpoint saved together with its optimizer state
     wgts = match_embeds(clean_raw_keys(wgts), load_itos(vocab_fname), new_vocab)
+    check_state_dict(model, wgts)       # every size checked before anything is copied: a wrong file changes nothing
     model.load_state_dict(wgts)
     return model

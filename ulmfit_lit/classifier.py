@@ -16,10 +16,12 @@ from torch import nn
 
 from .tokenize import decode_tokens
 from .awd_lstm import AWD_LSTM, model_meta, get_text_classifier, match_embeds, clean_raw_keys, load_itos
+from .awd_lstm import check_state_dict
 from .data import TextBlock, SortedDL
 from .learner import (Learner, Adam, ModelResetter, RNNRegularizer, CrossEntropyLossFlat, accuracy,
                                 unwrap_model, record_build, register_model_builder, load_learner)
-from .language_model import TextLearner, LMLearner, _encoder, pretrained_files
+from .language_model import (TextLearner, LMLearner, _encoder, pretrained_files, resolve_pretrained,
+                                       pretrained_sizes)
 
 # %% auto #0
 __all__ = ['TextClassifierLearner', 'text_classifier_learner', 'ClassificationInterpretation', 'word_importance',
@@ -48,7 +50,9 @@ class TextClassifierLearner(TextLearner):
         wgts = torch.load(wgts_fname, map_location='cpu', weights_only=True)
         if 'model' in wgts: wgts = wgts['model']
         wgts = match_embeds(clean_raw_keys(wgts), load_itos(vocab_fname), self._tokens())
-        _encoder(self.model).load_state_dict(_lm_weights_to_encoder(wgts))
+        enc, enc_wgts = _encoder(self.model), _lm_weights_to_encoder(wgts)
+        check_state_dict(enc, enc_wgts)     # every size checked before anything is copied: a wrong file changes nothing
+        enc.load_state_dict(enc_wgts)
         return self
 
     def predict(self, text: str) -> tuple:
@@ -76,14 +80,17 @@ class TextClassifierLearner(TextLearner):
         with pd.option_context('display.max_colwidth', 80): print(table)
 
 def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict | None = None,
-                            backwards: bool = False, pretrained: bool = True, drop_mult: float = 0.5,
+                            backwards: bool = False, pretrained: bool | str = True, drop_mult: float = 0.5,
                             n_out: int | None = None, lin_ftrs: list | None = None, ps: list | None = None,
                             max_len: int = 72 * 20, loss_func=None, opt_func=Adam, lr: float = 1e-3, cbs=None,
                             metrics=None, path=None, model_dir: str = 'models', wd: float | None = None,
                             moms: tuple = (0.8, 0.7, 0.8), quiet: bool = False) -> TextClassifierLearner:
-    "A `TextClassifierLearner` for `dls`: an `arch` classifier, its encoder pretrained (then frozen) if `pretrained`."
+    "A `TextClassifierLearner` for `dls`: an `arch` classifier, its encoder pretrained (then frozen) if `pretrained` (True, 'wt103', 'imdb')."
     meta = model_meta[arch]
-    config = dict(meta['config_clas'] if config is None else config)
+    name = resolve_pretrained(pretrained, quiet)
+    if config is None:       # the default config, in the sizes of the pretrained weights we load
+        config = dict(meta['config_clas'], **(pretrained_sizes(name, backwards) if name else {}))
+    config = dict(config)
     tokens, categories = dls.vocab
     n_out = n_out if n_out is not None else len(categories)
     scaled = {k: v * drop_mult if k.endswith('_p') else v for k, v in config.items()}
@@ -95,8 +102,8 @@ def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict 
                                   cbs=[ModelResetter(), RNNRegularizer(alpha=2., beta=1.)] + list(cbs or []),
                                   metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms, quiet=quiet)
     learn.backwards = backwards
-    if pretrained:
-        learn.load_pretrained(*pretrained_files(backwards))
+    if name is not None:
+        learn.load_pretrained(*pretrained_files(backwards, name))
         learn.freeze()
     return learn
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import numpy as np
 import sys
 import tempfile
 import time
@@ -15,27 +16,41 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .download import URLs, untar_data
 from .data import TextDataLoaders
 from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
 from .learner import accuracy, Perplexity, set_seed
-from .language_model import language_model_learner, LMLearner
+from .language_model import language_model_learner, LMLearner, PRETRAIN_CONFIG, pretrain_lm
+from .language_model import resolve_pretrained, pretrained_sizes
 from .classifier import text_classifier_learner, TextClassifierLearner
 
 # %% auto #0
-__all__ = ['SIZES', 'DEMO_REVIEWS', 'model_configs', 'fine_tune_lm', 'train_classifier', 'dls_from_source', 'run_demo', 'main']
+__all__ = ['SIZES', 'DEMO_REVIEWS', 'DEMO_LABELS', 'PRETRAINED_HELP', 'model_configs', 'fine_tune_lm', 'train_classifier',
+           'dls_from_source', 'bow_baseline', 'ulmfit_pipeline', 'run_demo', 'write_model_card', 'pack_pretrained',
+           'main']
 
 # %% ../nbs/07_cli.ipynb #5f44afb0
-__all__ = ['SIZES', 'model_configs', 'fine_tune_lm', 'train_classifier', 'dls_from_source', 'run_demo', 'main']
+__all__ = ['SIZES', 'model_configs', 'fine_tune_lm', 'train_classifier', 'dls_from_source', 'run_demo', 'main', 'write_model_card', 'pack_pretrained', 'DEMO_REVIEWS', 'DEMO_LABELS', 'bow_baseline', 'ulmfit_pipeline']
 
 # %% ../nbs/07_cli.ipynb #bade72ce
 SIZES = {'default': {}, 'small': dict(emb_sz=96, n_hid=192, n_layers=2)}
 
-def model_configs(size: str = 'default') -> tuple[dict, dict]:
-    "The (language model, classifier) configs for a model `size` ('default' or 'small')."
-    if size not in SIZES: raise ValueError(f"Unknown model size {size!r}; choose one of {sorted(SIZES)}.")
-    return dict(awd_lstm_lm_config, **SIZES[size]), dict(awd_lstm_clas_config, **SIZES[size])
+def model_configs(size: str | None = 'default', pretrained: str | None = None) -> tuple[dict, dict]:
+    "The (language model, classifier) configs for `size` ('default', 'small'), or, with `size=None`, the sizes of `pretrained`."
+    if size is not None and size not in SIZES: raise ValueError(f"Unknown model size {size!r}; choose one of {sorted(SIZES)}.")
+    if size is None: sizes = pretrained_sizes(pretrained) if pretrained else {}
+    else:
+        sizes = SIZES[size]
+        if pretrained:
+            want = pretrained_sizes(pretrained)
+            got = {k: dict(awd_lstm_lm_config, **sizes)[k] for k in want}
+            if got != want:
+                raise ValueError(f"size {size!r} builds {got}, but the {pretrained!r} weights have {want}: leave the size "
+                                 f"out (the model then takes the weights' sizes) or use no pretrained weights.")
+    return dict(awd_lstm_lm_config, **sizes), dict(awd_lstm_clas_config, **sizes)
 
 # %% ../nbs/07_cli.ipynb #d904c20b
 def _done(learn, name: str) -> bool:
@@ -43,10 +58,11 @@ def _done(learn, name: str) -> bool:
     return learn.model_file(name).exists()
 
 def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float = 2e-3, frozen_lr: float = 2e-2,
-                 pretrained: bool = False, drop_mult: float = 0.3, resume: bool = False,
+                 pretrained: str | None = None, drop_mult: float = 0.3, resume: bool = False,
                  quiet: bool = False) -> LMLearner:
     "Fine-tune (or train) a language model on `dls_lm`: a frozen epoch, then `epochs` unfrozen; save its encoder."
-    learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=drop_mult, pretrained=pretrained,
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=drop_mult,
+                                   pretrained=pretrained if pretrained else False,
                                    metrics=[accuracy, Perplexity()], path=path, quiet=quiet)
     if resume and _done(learn, 'lm_stage2'): learn.load('lm_stage2')
     else:
@@ -55,7 +71,7 @@ def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float =
             learn.fit_one_cycle(1, frozen_lr)
             learn.save('lm_stage1')
         learn.unfreeze()
-        learn.fit_one_cycle(epochs, lr)
+        if epochs: learn.fit_one_cycle(epochs, lr)
         learn.save('lm_stage2')
     learn.save_encoder('lm_encoder')
     return learn
@@ -98,54 +114,197 @@ def dls_from_source(source: Path, is_lm: bool, bs: int, seq_len: int = 72, valid
     if is_lm: return TextDataLoaders.from_folder(source, is_lm=True, valid_pct=0.1, seed=42, bs=bs, seq_len=seq_len)
     return TextDataLoaders.from_folder(source, valid=valid, text_vocab=text_vocab, bs=bs, seq_len=seq_len)
 
+# %% ../nbs/07_cli.ipynb #5612e158
+def _ngram_ids(doc: np.ndarray, vocab_sz: int) -> np.ndarray:
+    "The distinct unigram and bigram ids of a document (bigram (a, b) -> vocab_sz + a * vocab_sz + b)."
+    d = np.asarray(doc, dtype=np.int64)
+    return np.unique(np.concatenate([d, vocab_sz + d[:-1] * vocab_sz + d[1:]]))
+
+def _presence(docs: list, feats: np.ndarray) -> torch.Tensor:
+    "Sparse (n_docs, n_feats) 0/1 matrix: which of the sorted n-gram ids `feats` each document holds."
+    rows, cols = [], []
+    for i, d in enumerate(docs):
+        pos = np.searchsorted(feats, d)
+        hit = (pos < len(feats)) & (feats[np.minimum(pos, len(feats) - 1)] == d)
+        rows.append(np.full(int(hit.sum()), i)); cols.append(pos[hit])
+    idx = torch.tensor(np.stack([np.concatenate(rows), np.concatenate(cols)]))
+    return torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), (len(docs), len(feats))).coalesce()
+
+def _fit_nb_logreg(x: torch.Tensor, y: torch.Tensor, wd: float, epochs: int = 100, lr: float = 0.1):
+    "Logistic regression on NB-scaled features (two classes: log-count ratio; more: unscaled); returns a predict function."
+    n_class = int(y.max()) + 1
+    counts = torch.stack([torch.sparse.sum(x.index_select(0, (y == c).nonzero()[:, 0]), 0).to_dense()
+                          for c in range(n_class)])                                 # (n_class, n_feats)
+    p = (counts + 1) / (counts + 1).sum(1, keepdim=True)
+    r = p[1].log() - p[0].log() if n_class == 2 else torch.ones(x.shape[1])         # NB log-count ratio
+    lin = nn.Linear(x.shape[1], n_class); nn.init.zeros_(lin.weight)
+    opt = torch.optim.Adam(lin.parameters(), lr=lr, weight_decay=wd)
+    def logits(x): return torch.sparse.mm(x, (lin.weight * r).t()) + lin.bias
+    for _ in range(epochs):
+        loss = F.cross_entropy(logits(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+    return lambda x: logits(x).argmax(1).detach()
+
+def bow_baseline(dls, wds: tuple = (1e-4, 1e-3, 1e-2), folds: int = 3, seed: int = 42) -> float:
+    "Validation accuracy of NB-weighted logistic regression on word and bigram presence (Wang & Manning 2012), in torch."
+    torch.manual_seed(seed)
+    v = len(dls.vocab[0])
+    tr = [_ngram_ids(dls.train.doc(i), v) for i in range(len(dls.train.doc_idxs))]
+    va = [_ngram_ids(dls.valid.doc(i), v) for i in range(len(dls.valid.doc_idxs))]
+    feats = np.unique(np.concatenate(tr))                                           # n-grams seen in training only
+    x_tr, x_va = _presence(tr, feats), _presence(va, feats)
+    y_tr, y_va = torch.as_tensor(dls.train.labels), torch.as_tensor(dls.valid.labels)
+    # weight decay chosen by cross-validation on the training reviews: the validation reviews are never looked at
+    fold = torch.as_tensor(np.random.default_rng(seed).permutation(len(tr)) % folds)
+    def cv_acc(wd):
+        accs = []
+        for k in range(folds):
+            fit, held = (fold != k).nonzero()[:, 0], (fold == k).nonzero()[:, 0]
+            predict = _fit_nb_logreg(x_tr.index_select(0, fit), y_tr[fit], wd)
+            accs.append((predict(x_tr.index_select(0, held)) == y_tr[held]).float().mean())
+        return float(torch.stack(accs).mean())
+    best = max(wds, key=cv_acc)
+    return float((_fit_nb_logreg(x_tr, y_tr, best)(x_va) == y_va).float().mean())
+
 # %% ../nbs/07_cli.ipynb #34111cfa
 DEMO_REVIEWS = ["This movie was fantastic: the acting, the music, the story, everything was wonderful.",
                 "A boring, predictable waste of two hours. The worst film I have seen this year.",
                 "It had some good moments but overall I was disappointed by the ending."]
+DEMO_LABELS = ['positive', 'negative', 'negative']
 
-def run_demo(lm_epochs: int = 4, size: str = 'small', seed: int = 42, out=sys.stdout, quiet: bool = False) -> float:
-    "Run ULMFiT on the packaged IMDb sample on CPU; print tables (stderr), accuracy and predictions (`out`)."
+def ulmfit_pipeline(dls_lm, dls, path: Path, configs: tuple[dict, dict], pretrained: str | None, lm_epochs: int = 1,
+                    clas_lr: float = 2e-2, final_epochs: int = 2, seed: int = 42,
+                    quiet: bool = False) -> TextClassifierLearner:
+    "Fine-tune an LM (from `pretrained` weights, or random ones) on `dls_lm`, then train a classifier on `dls` from it."
     set_seed(seed)
+    lm_config, clas_config = configs                     # (language model, classifier) configs, as `model_configs`
+    fine_tune_lm(dls_lm, lm_config, path, epochs=lm_epochs, pretrained=pretrained, quiet=quiet)
+    return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, quiet=quiet)
+
+def run_demo(lm_epochs: int = 1, seed: int = 42, pretrained: bool | str = True, compare: bool = True,
+             out=sys.stdout, quiet: bool = False) -> dict:
+    "ULMFiT on the packaged IMDb sample on CPU from pretrained weights, beside random weights and a bag-of-words baseline."
     t0 = time.time()
     path = untar_data(URLs.IMDB_SAMPLE)
-    work = Path(tempfile.mkdtemp(prefix='ulmfit_demo_'))
-    lm_config, clas_config = model_configs(size)
+    name = resolve_pretrained(pretrained)
     print(f"# data: {path/'texts.csv'} (1,000 reviews; 800 train, 200 valid)", file=sys.stderr)
     dls_lm = dls_from_source(path/'texts.csv', is_lm=True, bs=32)
-    print(f"# 1/2 language model ({size}): {len(dls_lm.vocab):,} words, {len(dls_lm.train)} batches an epoch",
-          file=sys.stderr)
-    fine_tune_lm(dls_lm, lm_config, work, epochs=lm_epochs, lr=5e-3, quiet=quiet)
     dls = dls_from_source(path/'texts.csv', is_lm=False, bs=32, text_vocab=dls_lm.vocab)
-    print("# 2/2 classifier, gradual unfreezing", file=sys.stderr)
-    learn = train_classifier(dls, clas_config, work, lr=2e-2, final_epochs=2, quiet=quiet)
-    acc = float(learn.validate()[1])                                       # [valid_loss, accuracy]
-    print(f"accuracy {acc:.2f}", file=out)
+    configs = model_configs(None, name) if name else model_configs('small')   # random weights: the same sizes
+    sizes = '/'.join(str(configs[0][k]) for k in ('emb_sz', 'n_hid', 'n_layers'))
+    runs = [(f"ULMFiT from {name} weights", name)] + ([(f"same pipeline, random weights", None)] if compare else [])
+    results, learners = {}, {}
+    for label, pre in runs:
+        t = time.time()
+        print(f"# {label}: AWD-LSTM {sizes}, LM fine-tuning then gradual unfreezing", file=sys.stderr)
+        learn = ulmfit_pipeline(dls_lm, dls, Path(tempfile.mkdtemp(prefix='ulmfit_demo_')), configs, pre, lm_epochs,
+                                seed=seed, quiet=quiet)
+        results[label] = (float(learn.validate()[1]), time.time() - t)   # [valid_loss, accuracy]
+        learners[label] = learn
+    if compare:
+        t = time.time()
+        results['bag of words (NB logistic regression, bigrams)'] = (bow_baseline(dls), time.time() - t)
+    print(f"{'validation accuracy (same 200 reviews)':<48} {'acc':>5} {'time':>6}", file=out)
+    for label, (acc, secs) in results.items(): print(f"{label:<48} {acc:5.3f} {secs:5.0f}s", file=out)
+    learn = learners[runs[0][0]]
     for text in DEMO_REVIEWS:
         cat, _, probs = learn.predict(text)
         print(f"{cat:>9} ({float(probs.max()):.2f})  {text}", file=out)
-    print(f"# done in {time.time() - t0:.0f} s; models in {work}", file=sys.stderr)
-    return acc
+    print(f"# done in {time.time() - t0:.0f} s", file=out)
+    return {label: acc for label, (acc, _) in results.items()}
+
+# %% ../nbs/07_cli.ipynb #0607fbdd
+def _code_commit() -> str:
+    "The git commit of the code that is running, with '+changes' if the tree differs from it ('unknown' outside git)."
+    import subprocess
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--', '.'], cwd=here, capture_output=True, text=True).stdout.strip()
+        return commit + ('+changes' if dirty else '')
+    except (OSError, subprocess.CalledProcessError): return 'unknown'
+
+def _machine() -> str:
+    "This machine in a few words: processor, cores, PyTorch version."
+    import os, platform
+    cpu = platform.processor() or platform.machine()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({'GPU' if torch.cuda.is_available() else 'CPU'})"
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def write_model_card(result: dict, out: str | Path, commit: str | None = None) -> Path:
+    "Write `model_card.json` for a finished `pretrain_lm` run in `out`: data, config, results, time, machine, code, sha256."
+    out = Path(out)
+    last = result['history'][-1]
+    card = dict(name='imdb_lm', corpus="IMDb unsup: 50,000 unlabelled reviews (none in train or test)",
+                n_train_docs=result['n_train_docs'], n_valid_docs=result['n_valid_docs'],
+                tokens_seen=result['tokens_seen'], epochs=result['config']['epochs'], steps=result['steps'],
+                seed=result['config']['seed'], config=result['config'], vocab_size=result['vocab_size'],
+                valid_perplexity=last['perplexity'], valid_accuracy=last['accuracy'], valid_loss=last['valid_loss'],
+                train_seconds=round(result['seconds']), machine=_machine(), code_commit=commit or _code_commit(),
+                files={f: _sha256(out/f) for f in ('imdb_lm.pth', 'imdb_lm.pkl')})
+    tmp = out/'.model_card.json.tmp'
+    tmp.write_text(json.dumps(card, indent=1)); tmp.replace(out/'model_card.json')
+    return out/'model_card.json'
+
+def pack_pretrained(out: str | Path, dest: str | Path) -> Path:
+    "Pack `imdb_lm.pth`, `imdb_lm.pkl` and `model_card.json` from `out` into the archive `dest` (`imdb_lm.tgz`)."
+    import tarfile
+    out, dest = Path(out), Path(dest)
+    tmp = dest.with_name(f'.{dest.name}.tmp')
+    with tarfile.open(tmp, 'w:gz') as tar:
+        for f in ('imdb_lm.pth', 'imdb_lm.pkl', 'model_card.json'):
+            info = tar.gettarinfo(out/f, arcname=f'imdb_lm/{f}')
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, '', ''   # same files, same archive
+            with open(out/f, 'rb') as fh: tar.addfile(info, fh)
+    tmp.replace(dest)
+    return dest
 
 # %% ../nbs/07_cli.ipynb #52976dc7
 def _cmd_demo(args) -> None:
     with contextlib.redirect_stdout(sys.stderr):          # epoch tables are progress: keep stdout for results
-        acc = run_demo(lm_epochs=args.lm_epochs, size=args.size, seed=args.seed, out=sys.__stdout__)
+        run_demo(lm_epochs=args.lm_epochs, seed=args.seed, pretrained=_pretrained_arg(args.pretrained),
+                 compare=not args.no_compare, out=sys.__stdout__)
     sys.__stdout__.flush()
 
+def _pretrained_arg(value: str) -> bool | str:
+    "The --pretrained choice as `resolve_pretrained` takes it: auto -> True, none -> False, else the name or folder."
+    return {'auto': True, 'none': False}.get(value, value)
+
 def _cmd_train(args) -> None:
+    source = Path(args.source)
+    if not source.exists(): raise FileNotFoundError(f"{source} does not exist: pass a data folder or a CSV file.")
+    name = resolve_pretrained(_pretrained_arg(args.pretrained))
+    lm_config, clas_config = model_configs(args.size, name)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    lm_config, clas_config = model_configs(args.size)
     set_seed(args.seed)
     with contextlib.redirect_stdout(sys.stderr):
-        dls_lm = dls_from_source(args.source, True, args.bs, text_col=args.text_col)
-        learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, resume=args.resume)
+        dls_lm = dls_from_source(source, True, args.bs, text_col=args.text_col)
+        learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, pretrained=name, resume=args.resume)
         learn_lm.export('lm_export.pth')
-        dls = dls_from_source(args.source, False, args.bs, text_col=args.text_col, label_col=args.label_col,
+        dls = dls_from_source(source, False, args.bs, text_col=args.text_col, label_col=args.label_col,
                               text_vocab=dls_lm.vocab)
         learn = train_classifier(dls, clas_config, out, final_epochs=args.clas_epochs, resume=args.resume)
         learn.export('classifier_export.pth')
     print(json.dumps({'accuracy': learn.validate()[1],                     # measured again: resumed runs fit nothing
                       'classifier': str(out/'classifier_export.pth'), 'language_model': str(out/'lm_export.pth')}))
+
+def _cmd_pretrain(args) -> None:
+    folder = Path(args.folder) if args.folder else untar_data(URLs.IMDB)
+    config = {k: getattr(args, k) for k in PRETRAIN_CONFIG if getattr(args, k, None) is not None}
+    if args.threads: torch.set_num_threads(args.threads)
+    res = pretrain_lm(folder, args.out, config, resume=not args.fresh, ckpt_minutes=args.ckpt_minutes,
+                      stop_after=args.stop_after)
+    summary = {k: res[k] for k in ('steps', 'total_steps', 'done', 'tokens_seen', 'seconds')}
+    if res['done']:
+        card = write_model_card(res, args.out)
+        summary.update(perplexity=res['perplexity'], accuracy=res['accuracy'], model_card=str(card),
+                       archive=str(pack_pretrained(args.out, Path(args.out)/'imdb_lm.tgz')))
+    print(json.dumps(summary))
 
 def _cmd_predict(args) -> None:
     from ulmfit_lit.all import load_text_learner
@@ -161,6 +320,9 @@ def _cmd_generate(args) -> None:
     for _ in range(args.n):
         print(learn.predict(args.prompt, n_words=args.n_words, temperature=args.temperature))
 
+PRETRAINED_HELP = ("auto (WikiText-103 if its archive is in ~/.ulmfit_lit/archive, else the course's IMDb model), "
+                   "wt103, imdb, none (random weights) or a folder holding one .pth and one .pkl (fastai's layout)")
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ulmfit-lit', description=(
         "ULMFiT text classification in plain PyTorch. A language model learns the text, a classifier reuses it.\n"
@@ -168,8 +330,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', required=True)
     d = sub.add_parser('demo', help='the whole pipeline on the IMDb sample shipped with the package (CPU, minutes)')
-    d.add_argument('--lm-epochs', type=int, default=4, help='language-model epochs after the frozen one (default 4)')
-    d.add_argument('--size', default='small', choices=sorted(SIZES), help="model size (default small: fits a CPU)")
+    d.add_argument('--lm-epochs', type=int, default=1, help='language-model epochs after the frozen one (default 1)')
+    d.add_argument('--pretrained', default='auto', help=PRETRAINED_HELP)
+    d.add_argument('--no-compare', action='store_true', help='skip the random-weights and bag-of-words comparisons')
     d.add_argument('--seed', type=int, default=42)
     d.set_defaults(func=_cmd_demo)
     t = sub.add_parser('train', help='fine-tune a language model then a classifier on a folder or CSV',
@@ -177,12 +340,27 @@ def _parser() -> argparse.ArgumentParser:
                                    "or a CSV with a text column, a label column and optionally an is_valid column.")
     t.add_argument('source', help='data folder or CSV file')
     t.add_argument('--out', default='ulmfit_out', help='folder for checkpoints and the exported models')
-    t.add_argument('--size', default='default', choices=sorted(SIZES), help='model size (default needs a GPU)')
+    t.add_argument('--pretrained', default='auto', help=PRETRAINED_HELP)
+    t.add_argument('--size', default=None, choices=sorted(SIZES),
+                   help="model size (default: the pretrained weights' sizes; 'default' is fastai's, for a GPU)")
     t.add_argument('--lm-epochs', type=int, default=10); t.add_argument('--clas-epochs', type=int, default=2)
     t.add_argument('--bs', type=int, default=64); t.add_argument('--seed', type=int, default=42)
     t.add_argument('--text-col', default='text'); t.add_argument('--label-col', default='label')
     t.add_argument('--resume', action='store_true', help='continue after the last finished stage in --out')
     t.set_defaults(func=_cmd_train)
+    pt = sub.add_parser('pretrain', help="pretrain a language model on IMDb's unlabelled reviews (CPU, hours; resumable)",
+                        description="Trains an AWD-LSTM language model on FOLDER/unsup (default: untar_data(URLs.IMDB)), "
+                                    "checkpointing every few minutes; run it again to continue after a stop. When done it "
+                                    "writes imdb_lm.pth/.pkl (fastai's layout), model_card.json and imdb_lm.tgz in --out.")
+    pt.add_argument('folder', nargs='?', help='IMDb folder holding unsup/ (default: untar_data(URLs.IMDB))')
+    pt.add_argument('--out', default='pretrain_out', help='folder for the checkpoint and the finished model')
+    for k, v in PRETRAIN_CONFIG.items():
+        pt.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=None, help=f'default {v}')
+    pt.add_argument('--threads', type=int, default=None, help='torch threads (default: all cores)')
+    pt.add_argument('--ckpt-minutes', type=float, default=4., help='minutes between checkpoints (default 4)')
+    pt.add_argument('--stop-after', type=int, default=None, help='stop after this many steps (to test resuming)')
+    pt.add_argument('--fresh', action='store_true', help='start again, ignoring a checkpoint in --out')
+    pt.set_defaults(func=_cmd_pretrain)
     pr = sub.add_parser('predict', help='classify texts with an exported classifier (one JSON line per text)')
     pr.add_argument('model', help='classifier_export.pth written by train')
     pr.add_argument('texts', nargs='*', help='texts to classify (default: one per line on stdin)')

@@ -74,6 +74,11 @@ class LMDataLoader:
         self.starts = np.zeros(len(self.order) + 1, dtype=np.int64)
         np.cumsum(self.doc_lens[self.order], out=self.starts[1:])
 
+    def set_order(self, order: Sequence[int]):
+        "Read the documents `order` (store indices) in that order from now on: a run can replay an epoch's order."
+        self._order_list = list(order)
+        self._set_order(np.asarray(order, dtype=np.int64))
+
     def __len__(self) -> int: return self.n_batches
 
     def batch_ids(self, b: int) -> np.ndarray:
@@ -97,6 +102,10 @@ class LMDataLoader:
         for b in range(self.n_batches):
             xy = _to_device(self.batch_ids(b), self.device)
             yield xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+
+    def one_batch(self) -> tuple:
+        "The first batch `(x, y)`, as fastai's loaders give it."
+        return next(iter(self))
 
     def to(self, device: torch.device | str) -> LMDataLoader:
         "Make batches on `device` from now on."
@@ -182,6 +191,10 @@ class SortedDL:
             x = _to_device(pad_chunk([self.doc(p) for p in b], self.pad_idx, True, self.seq_len), self.device)
             if self.labels is None: yield (x,)
             else: yield x, _to_device(self.labels[b], self.device)
+
+    def one_batch(self) -> tuple:
+        "The first batch, `(x, y)` (or `(x,)` without labels), as fastai's loaders give it."
+        return next(iter(self))
 
     def to(self, device: torch.device | str) -> SortedDL:
         "Make batches on `device` from now on."

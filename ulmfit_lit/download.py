@@ -17,10 +17,11 @@ from importlib import resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['KNOWN_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'safe_extract', 'download_url', 'untar_data']
+__all__ = ['KNOWN_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'PathList', 'DataPath', 'safe_extract', 'download_url',
+           'untar_data']
 
 # %% ../nbs/00_download.ipynb #d6fd10f2
-__all__ = ['URLs', 'ulmfit_home', 'archive_path', 'untar_data', 'download_url', 'safe_extract', 'KNOWN_CHECKS']
+__all__ = ['URLs', 'ulmfit_home', 'archive_path', 'untar_data', 'download_url', 'safe_extract', 'KNOWN_CHECKS', 'DataPath', 'PathList']
 
 # %% ../nbs/00_download.ipynb #3cab9eb8
 class URLs:
@@ -33,6 +34,8 @@ class URLs:
     IMDB_SAMPLE = f'{S3_SAMPLE}imdb_sample.tgz' # 1,000 reviews in texts.csv (ships inside this package)
     WT103_FWD = f'{S3_MODEL}wt103-fwd.tgz'      # AWD-LSTM pretrained on WikiText-103, forward
     WT103_BWD = f'{S3_MODEL}wt103-bwd.tgz'      # ... and backward
+    # The course's own AWD-LSTM, pretrained on IMDb's unlabelled reviews on a CPU (ships inside this package)
+    IMDB_LM = 'https://github.com/ulmfit-lit/ulmfit-lit/raw/main/ulmfit_lit/pretrained/imdb_lm.tgz'
 
 # %% ../nbs/00_download.ipynb #f340cce1
 def ulmfit_home() -> Path:
@@ -54,6 +57,27 @@ def _stem(name: str) -> str:
 def archive_path(url: str) -> Path:
     "Where the archive for `url` is kept: `<home>/archive/<file name>`."
     return ulmfit_home()/'archive'/_archive_name(url)
+
+# %% ../nbs/00_download.ipynb #d15f5c60
+class PathList(list):
+    "A list of paths printed as fastai prints them: `(#n) [Path('...'), ...]`."
+    def __repr__(self):
+        shown = ', '.join(repr(p) for p in self[:10])
+        return f"(#{len(self)}) [{shown}{', ...' if len(self) > 10 else ''}]"
+
+class DataPath(type(Path())):
+    "A `pathlib.Path` with fastai's `ls()`; every path made from it (`path/'train'`, `.parent`) is one too."
+    def ls(self, n_max: int | None = None, file_type: str | None = None, file_exts: str | list | None = None) -> PathList:
+        "The entries of this folder, sorted (at most `n_max`; only names ending with `file_exts`, or of MIME `file_type`)."
+        if not self.is_dir(): raise NotADirectoryError(f"{self} is not a folder, so it has nothing to list.")
+        exts = [file_exts] if isinstance(file_exts, str) else file_exts
+        res = sorted(self.iterdir())
+        if exts is not None: res = [p for p in res if p.suffix in exts]
+        if file_type is not None:
+            import mimetypes
+            res = [p for p in res if (mimetypes.guess_type(p.name)[0] or '').startswith(file_type)]
+        return PathList(res[:n_max] if n_max is not None else res)
+    def __repr__(self): return f"Path({str(self)!r})"
 
 # %% ../nbs/00_download.ipynb #a918cb21
 def _check_member(member: tarfile.TarInfo, dest: Path) -> None:
@@ -107,6 +131,15 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk): h.update(block)
     return h.hexdigest()
 
+def _check_known(url: str, file: Path, what: str) -> None:
+    "Raise if `url` has a known (size, sha256) and `file` does not match it."
+    if url not in KNOWN_CHECKS: return
+    size, sha = KNOWN_CHECKS[url]
+    got = file.stat().st_size
+    if got != size or _sha256(file) != sha:
+        raise RuntimeError(f"{what} does not match its known size and sha256 ({size:,} bytes, sha256 {sha}; "
+                           f"it has {got:,} bytes): it may be corrupted or replaced. Nothing was kept.")
+
 def _show_progress(done: int, total: int | None, start: float, label: str) -> None:
     "Print a one-line progress bar on stderr (rewritten in place)."
     mb, secs = done / 2**20, max(time.time() - start, 1e-6)
@@ -130,11 +163,7 @@ def download_url(url: str, dest: Path, show_progress: bool = True, timeout: floa
         if show_progress: sys.stderr.write('\n')
         if total is not None and done != total:
             raise RuntimeError(f"Download of {url} stopped at {done} of {total} bytes; try again.")
-        if url in KNOWN_CHECKS:
-            size, sha = KNOWN_CHECKS[url]
-            if done != size or _sha256(Path(tmp)) != sha:
-                raise RuntimeError(f"The file downloaded from {url} does not match its known size and sha256; "
-                                   "it may be corrupted or replaced. Nothing was kept.")
+        _check_known(url, Path(tmp), f"The file downloaded from {url}")
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -142,12 +171,13 @@ def download_url(url: str, dest: Path, show_progress: bool = True, timeout: floa
     return dest
 
 # %% ../nbs/00_download.ipynb #0966989b
-_PACKAGED = {URLs.IMDB_SAMPLE: 'imdb_sample.tgz'}   # archives that ship inside the package (in ulmfit_lit/sample/)
+# archives that ship inside the package: address -> file under ulmfit_lit/
+_PACKAGED = {URLs.IMDB_SAMPLE: 'sample/imdb_sample.tgz', URLs.IMDB_LM: 'pretrained/imdb_lm.tgz'}
 
 def _packaged_archive(url: str) -> Path | None:
     "The path of the copy of `url`'s archive shipped inside the package, if there is one."
     if url not in _PACKAGED: return None
-    path = Path(str(resources.files('ulmfit_lit')/'sample'/_PACKAGED[url]))
+    path = Path(str(resources.files('ulmfit_lit')/_PACKAGED[url]))
     return path if path.exists() else None
 
 def _fetch_archive(url: str, archive: Path, force_download: bool) -> Path:
@@ -157,7 +187,10 @@ def _fetch_archive(url: str, archive: Path, force_download: bool) -> Path:
     if packaged is not None and not force_download:
         archive.parent.mkdir(parents=True, exist_ok=True)
         tmp = archive.with_name(f'.{archive.name}.copy')
-        shutil.copyfile(packaged, tmp); os.replace(tmp, archive)
+        shutil.copyfile(packaged, tmp)
+        try: _check_known(url, tmp, f"The copy of {archive.name} inside the package ({packaged})")
+        except RuntimeError: tmp.unlink(); raise
+        os.replace(tmp, archive)
         return archive
     try: return download_url(url, archive)
     except OSError as e:   # URLError, timeouts and refused connections are all OSErrors
@@ -172,7 +205,7 @@ def untar_data(url: str, c_key: str = 'data', force_download: bool = False, arch
     archive = Path(archive) if archive is not None else archive_path(url)
     base = Path(data) if data is not None else ulmfit_home()/('data' if c_key == 'data' else 'models')
     dest = base/_stem(name)
-    if dest.exists() and not force_download: return dest
+    if dest.exists() and not force_download: return DataPath(dest)
     _fetch_archive(url, archive, force_download)
     if dest.exists(): shutil.rmtree(dest)          # force_download: replace the old folder
     staging = base/f'.{dest.name}.unpacked'
@@ -183,4 +216,4 @@ def untar_data(url: str, c_key: str = 'data', force_download: bool = False, arch
     if len(inner) == 1 and inner[0].is_dir() and inner[0].name == dest.name:
         os.replace(inner[0], dest); staging.rmdir()
     else: os.replace(staging, dest)
-    return dest
+    return DataPath(dest)

@@ -5,27 +5,38 @@
 # %% ../nbs/05_language_model.ipynb #3bb96d17
 from __future__ import annotations
 
+import copy
+import json
+import math
 import pickle
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .download import URLs, untar_data
-from .tokenize import decode_tokens
-from .awd_lstm import (AWD_LSTM, LinearDecoder, model_meta, get_language_model, load_pretrained_lm, clean_raw_keys,
+from .download import URLs, untar_data, archive_path
+from .tokenize import decode_tokens, tokenize_folder, make_vocab
+from .data import LMDataLoader
+from .awd_lstm import (AWD_LSTM, LinearDecoder, model_meta, awd_lstm_lm_config, get_language_model, load_pretrained_lm, clean_raw_keys,
                                  check_state_dict)
 from .learner import (Learner, Adam, ModelResetter, RNNRegularizer, CrossEntropyLossFlat, accuracy,
-                                Perplexity, atomic_save, unwrap_model, record_build, register_model_builder)
+                                Perplexity, atomic_save, unwrap_model, record_build, register_model_builder,
+                                text_table_row, format_time)
 
 # %% auto #0
-__all__ = ['TextLearner', 'sample_next', 'LMStepper', 'generate_ids', 'pretrained_files', 'LMLearner', 'language_model_learner']
+__all__ = ['IMDB_LM_SHA256', 'PRETRAIN_CONFIG', 'TextLearner', 'sample_next', 'LMStepper', 'generate_ids', 'default_pretrained',
+           'resolve_pretrained', 'pretrained_files', 'pretrained_sizes', 'LMLearner', 'language_model_learner',
+           'sampled_softmax_loss', 'unsup_corpus', 'evaluate_lm', 'pretrain_lm', 'save_lm_files']
 
 # %% ../nbs/05_language_model.ipynb #c2531950
 __all__ = ['TextLearner', 'LMLearner', 'language_model_learner', 'sample_next', 'LMStepper', 'generate_ids',
-           'pretrained_files']
+           'pretrained_files',
+           'sampled_softmax_loss', 'PRETRAIN_CONFIG', 'unsup_corpus', 'evaluate_lm', 'pretrain_lm', 'save_lm_files',
+           'IMDB_LM_SHA256', 'default_pretrained', 'resolve_pretrained', 'pretrained_sizes']
 
 # %% ../nbs/05_language_model.ipynb #2be95f0a
 def _encoder(model: nn.Module) -> nn.Module:
@@ -69,14 +80,15 @@ class TextLearner(Learner):
 def sample_next(logits: torch.Tensor, temperature: float = 1., no_unk: bool = True, unk_idx: int = 0,
                 min_p: float | None = None, generator: torch.Generator | None = None) -> int:
     "Pick the next token id from `logits` (vocab,): sample with `temperature` (0: the most likely), fastai's rules."
-    probs = F.softmax(logits.float(), dim=-1)
-    if no_unk: probs[unk_idx] = 0.
-    if min_p is not None:
+    logits = logits.float().clone()
+    probs = F.softmax(logits, dim=-1)
+    if no_unk: logits[unk_idx] = -float('inf'); probs[unk_idx] = 0.
+    if min_p is not None:                           # fastai's rule: drop words less likely than min_p (at temperature 1)
         if (probs >= min_p).sum() == 0: print(f"min_p={min_p} is too high: no word is that likely; ignoring it.")
-        else: probs[probs < min_p] = 0.
-    if temperature == 0: return int(probs.argmax())
-    if temperature != 1.: probs = probs.pow(1 / temperature)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        else: logits[probs < min_p] = -float('inf')
+    if temperature == 0: return int(logits.argmax())
+    # fastai raises probs to 1/T, which underflows to all zeros at low T; softmax(logits / T) is the same distribution
+    return int(torch.multinomial(F.softmax(logits / temperature, dim=-1), 1, generator=generator))
 
 # %% ../nbs/05_language_model.ipynb #0a526aae
 class LMStepper:
@@ -130,7 +142,13 @@ def generate_ids(model: nn.Module, ids: torch.Tensor, n_words: int, temperature:
     if ids.dim() != 1 or len(ids) == 0:
         raise ValueError(f"generate_ids needs the prompt as a 1-d tensor of at least one token id, got shape "
                          f"{tuple(ids.shape)}; LMLearner.predict starts every prompt with xxbos.")
+    was_training = model.training
     model.eval(); model.reset()
+    try: return _generate(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator)
+    finally: model.train(was_training)       # predict leaves the model in the mode it found it in
+
+def _generate(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator) -> list[int]:
+    "The loop of `generate_ids`, on a model in eval mode."
     stepper = LMStepper(model) if not refeed and _is_awd_lm(model) else None
     if stepper is not None: logits = stepper.start(ids)                      # (vocab,)
     else: logits = model(ids[None])[0][0, -1]                                 # any other LM: its own forward
@@ -148,19 +166,74 @@ def generate_ids(model: nn.Module, ids: torch.Tensor, n_words: int, temperature:
     return new
 
 # %% ../nbs/05_language_model.ipynb #44fffb20
-def pretrained_files(backwards: bool = False) -> tuple[Path, Path]:
-    "The (weights .pth, vocab .pkl) of the WikiText-103 model, from `untar_data(URLs.WT103_FWD/BWD, c_key='model')`."
+# sha256 of the files of the language model that ships with the course (`URLs.IMDB_LM`); `make pretrain` prints them
+IMDB_LM_SHA256 = {'imdb_lm.pth': None, 'imdb_lm.pkl': None}
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(1 << 20): h.update(block)
+    return h.hexdigest()
+
+def default_pretrained() -> str:
+    "'wt103' when fastai's WikiText-103 model is on this machine (archive or folder), else 'imdb', the course's own."
+    home = archive_path(URLs.WT103_FWD)
+    return 'wt103' if home.exists() or (home.parent.parent/'models'/'wt103-fwd').exists() else 'imdb'
+
+def resolve_pretrained(pretrained: bool | str | None, quiet: bool = False) -> str | None:
+    "Which pretrained LM to use: True -> `default_pretrained()` (said on stderr), 'wt103', 'imdb', or None for none."
+    if pretrained in (False, None, 'none'): return None
+    if pretrained is True:
+        name = default_pretrained()
+        if not quiet:
+            print(f"# pretrained weights: {'WikiText-103 (fastai)' if name == 'wt103' else 'imdb_lm, the course IMDb model'}"
+                  f" (choose with pretrained='wt103', 'imdb' or False)", file=sys.stderr)
+        return name
+    if pretrained in ('wt103', 'imdb') or Path(pretrained).is_dir(): return str(pretrained)
+    raise ValueError(f"pretrained={pretrained!r}: use True (WikiText-103 if present, else the course's IMDb model), "
+                     "'wt103', 'imdb', a folder holding one .pth and one .pkl (fastai's layout), or False.")
+
+def _imdb_lm_files() -> tuple[Path, Path]:
+    "The shipped IMDb LM's (weights, vocab), unpacked by `untar_data` and checked against their sha256."
+    folder = untar_data(URLs.IMDB_LM, c_key='model')
+    files = folder/'imdb_lm.pth', folder/'imdb_lm.pkl'
+    for f in files:
+        expected = IMDB_LM_SHA256[f.name]
+        if not f.exists():
+            raise FileNotFoundError(f"{f} is missing; delete {folder} and call again to unpack it from the package.")
+        if expected is not None and (got := _sha256_file(f)) != expected:
+            raise ValueError(f"{f} does not match the shipped model: its sha256 is {got}, expected {expected}. It is "
+                             f"truncated or altered; delete {folder} and call again to unpack it from the package.")
+    return files
+
+def pretrained_files(backwards: bool = False, name: str = 'wt103') -> tuple[Path, Path]:
+    "The (weights .pth, vocab .pkl) of pretrained LM `name`: 'wt103' (`untar_data(URLs.WT103_FWD/BWD)`), 'imdb' (ours) or a folder."
+    if name == 'imdb':
+        if backwards: raise ValueError("The course's IMDb language model reads forwards only; for a backwards model "
+                                       "use pretrained='wt103' or pretrained=False.")
+        return _imdb_lm_files()
+    if name != 'wt103' and not Path(name).is_dir():
+        raise ValueError(f"Unknown pretrained model {name!r}; choose 'wt103', 'imdb' or a folder of weights.")
     url = URLs.WT103_BWD if backwards else URLs.WT103_FWD
-    try: folder = untar_data(url, c_key='model')
+    try: folder = untar_data(url, c_key='model') if name == 'wt103' else Path(name)
     except RuntimeError as e:
         raise RuntimeError(f"The pretrained WikiText-103 weights are not available here. {e}\n"
-                           "Or pass pretrained=False to start from random weights, or pretrained_fnames=(weights, vocab) "
-                           "naming a language model you pretrained (files in learn.path/learn.model_dir).") from e
+                           "Or pass pretrained='imdb' for the course's own IMDb model, pretrained=False to start from "
+                           "random weights, or pretrained_fnames=(weights, vocab) naming a language model you "
+                           "pretrained (files in learn.path/learn.model_dir).") from e
     pths, pkls = sorted(folder.glob('*.pth')), sorted(folder.glob('*.pkl'))
     if len(pths) != 1 or len(pkls) != 1:
         raise RuntimeError(f"{folder} should hold one .pth (weights) and one .pkl (vocab); it holds "
                            f"{[p.name for p in folder.iterdir()]}. Delete it and call again to re-extract.")
     return pths[0], pkls[0]
+
+def pretrained_sizes(name: str, backwards: bool = False) -> dict:
+    "The AWD-LSTM sizes (`emb_sz`, `n_hid`, `n_layers`) of pretrained LM `name`, read off its weights' shapes."
+    wgts = torch.load(pretrained_files(backwards, name)[0], map_location='cpu', weights_only=True)
+    n_layers = len({k.split('.')[2] for k in wgts if k.startswith('0.rnns.')})
+    return dict(emb_sz=wgts['0.encoder.weight'].shape[1], n_hid=wgts['0.rnns.0.weight_hh_l0_raw'].shape[1],
+                n_layers=n_layers)
 
 def _lm_builder(vocab_sz: int, config: dict) -> nn.Module:
     "Rebuild an AWD-LSTM language model from its recorded config (used by `load_learner`)."
@@ -191,13 +264,16 @@ class LMLearner(TextLearner):
         return wgts_file, vocab_file
 
 def language_model_learner(dls, arch=AWD_LSTM, config: dict | None = None, drop_mult: float = 1.,
-                           backwards: bool = False, pretrained: bool = True,
+                           backwards: bool = False, pretrained: bool | str = True,
                            pretrained_fnames: tuple[str, str] | None = None, loss_func=None, opt_func=Adam,
                            lr: float = 1e-3, cbs=None, metrics=None, path=None, model_dir: str = 'models',
                            wd: float | None = None, moms: tuple = (0.8, 0.7, 0.8), quiet: bool = False) -> LMLearner:
-    "A `LMLearner` for `dls` with an `arch` language model, loading pretrained weights (then frozen) if `pretrained`."
+    "A `LMLearner` for `dls` with an `arch` language model, loading pretrained weights (then frozen) if `pretrained` (True, 'wt103', 'imdb')."
     meta = model_meta[arch]
-    config = dict(meta['config_lm'] if config is None else config)
+    name = resolve_pretrained(pretrained, quiet) if pretrained_fnames is None else None
+    if config is None:       # the default config, in the sizes of the pretrained weights we load
+        config = dict(meta['config_lm'], **(pretrained_sizes(name, backwards) if name else {}))
+    config = dict(config)
     vocab = dls.vocab
     model = get_language_model(arch, len(vocab), config, drop_mult)
     record_build(model, 'awd_lstm_lm', vocab_sz=len(vocab),
@@ -206,12 +282,158 @@ def language_model_learner(dls, arch=AWD_LSTM, config: dict | None = None, drop_
                       splitter=meta['split_lm'], cbs=[ModelResetter(), RNNRegularizer(alpha=2., beta=1.)] + list(cbs or []),
                       metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms, quiet=quiet)
     learn.backwards = backwards
-    if pretrained or pretrained_fnames is not None:
+    if name is not None or pretrained_fnames is not None:
         if pretrained_fnames is not None:
             wgts, itos = (learn.path/learn.model_dir/f'{n}.{ext}' for n, ext in zip(pretrained_fnames, ('pth', 'pkl')))
             for f in (wgts, itos):
                 if not f.exists(): raise FileNotFoundError(f"pretrained_fnames: no file {f}.")
-        else: wgts, itos = pretrained_files(backwards)
+        else: wgts, itos = pretrained_files(backwards, name)
         learn.load_pretrained(wgts, itos)
         learn.freeze()
     return learn
+
+# %% ../nbs/05_language_model.ipynb #7c905672
+def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         probs: torch.Tensor, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Cross-entropy of `targets` scored against `n_samples` words drawn from `probs` instead of the whole vocab (Jean et al. 2015)."
+    # hidden (N, emb_sz), targets (N,), weight (vocab, emb_sz), bias (vocab,), probs (vocab,): the sampling distribution
+    samples = torch.multinomial(probs, n_samples, replacement=True, generator=generator).unique()     # (K,) K <= n_samples
+    def log_expected(ids):   # log of how often `ids` turn up in n_samples draws: the correction that keeps scores unbiased
+        return torch.log(-torch.expm1(n_samples * torch.log1p(-probs[ids])))
+    true_logit = (hidden * weight[targets]).sum(-1) - log_expected(targets)                          # (N,)
+    samp_logit = hidden @ weight[samples].t() - log_expected(samples)                                # (N, K)
+    if bias is not None: true_logit, samp_logit = true_logit + bias[targets], samp_logit + bias[samples]
+    samp_logit = samp_logit.masked_fill(targets[:, None] == samples[None], float('-inf'))          # the right word is no negative
+    logits = torch.cat([true_logit[:, None], samp_logit], 1)                                         # (N, 1 + K): the answer is column 0
+    return F.cross_entropy(logits.float(), torch.zeros_like(targets))
+
+# %% ../nbs/05_language_model.ipynb #b6f135bc
+PRETRAIN_CONFIG = dict(emb_sz=256, n_hid=768, n_layers=2, max_vocab=16000, bs=64, bptt=70, epochs=1.5, lr=5e-3,
+                       wd=0.01, drop_mult=0.2, n_samples=1024, clip=0.25, n_valid=1000, seed=42)
+
+def unsup_corpus(folder: str | Path, max_vocab: int, n_valid: int, seed: int) -> tuple:
+    "IMDb's `unsup` reviews as a `TokenStore`, its vocab (from the training part only), and the (train, valid) doc indices."
+    folder = Path(folder)
+    if not (folder/'unsup').is_dir():
+        raise FileNotFoundError(f"{folder} has no unsup/ folder; pass the IMDb folder, e.g. untar_data(URLs.IMDB).")
+    tkd = tokenize_folder(folder/'unsup')                        # cached beside the data, as fastai's `unsup_tok`
+    perm = np.random.default_rng(seed).permutation(len(tkd))
+    valid_idx, train_idx = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
+    vocab = make_vocab(tkd.count(train_idx), max_vocab=max_vocab)
+    return tkd.numericalize(vocab), vocab, train_idx, valid_idx
+
+@torch.no_grad()
+def evaluate_lm(model: nn.Module, dl) -> dict:
+    "Full-softmax loss, next-word accuracy and perplexity of a language model on the batches of `dl`."
+    model.eval(); model.reset()
+    loss, correct, n = 0., 0, 0
+    for x, y in dl:
+        logits = model(x)[0]                                                  # (bs, seq_len, vocab)
+        loss += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction='sum').item()
+        correct += (logits.argmax(-1) == y).sum().item(); n += y.numel()
+    model.reset()
+    return dict(valid_loss=loss / n, accuracy=correct / n, perplexity=math.exp(min(loss / n, 700)))
+
+# %% ../nbs/05_language_model.ipynb #af523896
+def _checkpoint(model, opt, sched, gen, step: int, seconds: float, history: list, config: dict) -> dict:
+    "Everything a pretraining run needs to go on exactly where it stopped (tensors, numbers and strings only)."
+    return dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, seconds=seconds,
+                history=history, config=config, hidden=[list(hc) for hc in model[0].hidden],
+                torch_rng=torch.get_rng_state(), sample_rng=gen.get_state())
+
+def _fmt(row: dict, key: str, spec: str) -> str: return format(row[key], spec) if key in row else ''
+
+def _say(msg: str, quiet: bool):
+    if not quiet: print(msg, file=sys.stderr, flush=True)
+
+def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None, resume: bool = True,
+                log_every: int = 100, ckpt_minutes: float = 4., stop_after: int | None = None,
+                quiet: bool = False) -> dict:
+    "Pretrain an AWD-LSTM language model on IMDb's `unsup` reviews; checkpoint atomically, resume after a kill, save the fastai layout."
+    config = dict(PRETRAIN_CONFIG, **(config or {}))
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    store, vocab, train_idx, valid_idx = unsup_corpus(folder, config['max_vocab'], config['n_valid'], config['seed'])
+    train_dl = LMDataLoader(store, bs=config['bs'], seq_len=config['bptt'], doc_idxs=train_idx)
+    valid_dl = LMDataLoader(store, bs=config['bs'], seq_len=config['bptt'], doc_idxs=valid_idx)
+    torch.manual_seed(config['seed'])
+    lm_config = dict(awd_lstm_lm_config, emb_sz=config['emb_sz'], n_hid=config['n_hid'], n_layers=config['n_layers'])
+    model = get_language_model(AWD_LSTM, len(vocab), lm_config, config['drop_mult'])
+    # fastai's Adam (betas 0.9/0.99, eps 1e-5, decoupled wd) and fit_one_cycle's schedule, from PyTorch's own classes
+    opt = torch.optim.AdamW(model.parameters(), lr=config['lr'], betas=(0.9, 0.99), eps=1e-5, weight_decay=config['wd'])
+    total = max(1, int(config['epochs'] * len(train_dl)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config['lr'], total_steps=total, pct_start=0.25,
+                                                div_factor=25., final_div_factor=1e5, base_momentum=0.85, max_momentum=0.95)
+    # The words the sampled softmax scores each answer against: unigram counts^0.75, as word2vec draws its negatives
+    counts = np.bincount(np.concatenate([store[i] for i in train_idx]).astype(np.int64), minlength=len(vocab))
+    probs = torch.tensor((counts + 1.) ** 0.75); probs /= probs.sum()
+    gen = torch.Generator().manual_seed(config['seed'])
+    step, seconds, history = 0, 0., []
+    ckpt = out/'pretrain_state.pt'     # not .pth: the folder's one .pth is the finished model
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location='cpu', weights_only=True)
+        if state['config'] != config:
+            raise ValueError(f"{ckpt} was made with {state['config']}, not {config}; pass another out folder or resume=False.")
+        model.load_state_dict(state['model']); opt.load_state_dict(state['opt']); sched.load_state_dict(state['sched'])
+        step, seconds, history = state['step'], state['seconds'], state['history']
+        torch.set_rng_state(state['torch_rng']); gen.set_state(state['sample_rng'])
+        model[0].hidden, model[0].bs = [tuple(hc) for hc in state['hidden']], config['bs']
+        _say(f"# resumed from {ckpt} at step {step:,}/{total:,}", quiet)
+    tokens_per_step = config['bs'] * config['bptt']
+    _say(f"# pretraining: {len(train_idx):,} reviews ({len(train_dl) * tokens_per_step:,} tokens an epoch), "
+         f"{len(valid_idx):,} held out, vocab {len(vocab):,}; {total:,} steps", quiet)
+    names = ["step", "epoch", "train_loss", "valid_loss", "accuracy", "perplexity", "tokens/s", "time"]
+    _say(text_table_row(names), quiet)
+    t_start, t_ckpt, smooth, n_smooth = time.time() - seconds, time.time(), 0., 0
+    set_order_epoch = None
+    while step < total and (stop_after is None or step < stop_after):
+        epoch, b = divmod(step, len(train_dl))
+        if set_order_epoch != epoch:      # each epoch reads the reviews in its own order, the same after a resume
+            train_dl.set_order(np.random.default_rng(config['seed'] + epoch).permutation(train_idx))
+            set_order_epoch = epoch
+            if b == 0: model.reset()
+        model.train()
+        xy = torch.as_tensor(train_dl.batch_ids(b).astype(np.int64))
+        x, y = xy[:, :-1], xy[:, 1:]                                          # (bs, sl)
+        raw = model[0](x)                                                     # (bs, sl, emb_sz)
+        dropped = model[1].output_dp(raw)
+        dec = model[1].decoder
+        if config['n_samples']:                                               # score against a sample of the vocab
+            loss = sampled_softmax_loss(dropped.flatten(0, 1), y.flatten(), dec.weight, dec.bias, probs,
+                                        config['n_samples'], gen)
+        else: loss = F.cross_entropy(dec(dropped).flatten(0, 1), y.flatten())  # against every word of the vocab
+        reg = 2. * dropped.pow(2).mean() + 1. * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()   # AR and TAR, as RNNRegularizer
+        (loss + reg).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config['clip'])
+        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+        step += 1
+        smooth, n_smooth = 0.98 * smooth + 0.02 * loss.item(), n_smooth + 1
+        elapsed = time.time() - t_start
+        end_of_epoch = b == len(train_dl) - 1 or step == total
+        if step % log_every == 0 or end_of_epoch:
+            row = dict(step=step, epoch=step / len(train_dl), train_loss=smooth / (1 - 0.98 ** n_smooth),
+                       tokens_per_s=step * tokens_per_step / elapsed, seconds=elapsed)
+            if end_of_epoch: row.update(evaluate_lm(model, valid_dl))
+            history.append(row)
+            _say(text_table_row([f"{step}", f"{row['epoch']:.2f}", f"{row['train_loss']:.4f}",
+                                 _fmt(row, 'valid_loss', '.4f'), _fmt(row, 'accuracy', '.4f'), _fmt(row, 'perplexity', '.2f'), f"{row['tokens_per_s']:,.0f}",
+                                 format_time(elapsed)], names), quiet)
+        if end_of_epoch or time.time() - t_ckpt > ckpt_minutes * 60 or step == stop_after:
+            atomic_save(_checkpoint(model, opt, sched, gen, step, time.time() - t_start, history, config), ckpt)
+            t_ckpt = time.time()
+    result = dict(config=config, steps=step, total_steps=total, seconds=time.time() - t_start, history=history,
+                  n_train_docs=len(train_idx), n_valid_docs=len(valid_idx), vocab_size=len(vocab),
+                  tokens_seen=step * tokens_per_step, done=step >= total)
+    if step >= total:
+        result['files'] = [str(f) for f in save_lm_files(model, vocab, out, 'imdb_lm')]
+        result.update({k: v for k, v in history[-1].items() if k in ('valid_loss', 'accuracy', 'perplexity')})
+    return result
+
+def save_lm_files(model: nn.Module, vocab: list[str], folder: str | Path, name: str) -> tuple[Path, Path]:
+    "Save a language model in fastai's pretrained layout: `name.pth` (fp16 state dict) and `name.pkl` (the vocab list)."
+    folder = Path(folder)
+    half = copy.deepcopy(model).half()          # converting the module keeps tied weights one tensor in the file
+    wgts = atomic_save(half.state_dict(), folder/f'{name}.pth')
+    vocab_file = folder/f'{name}.pkl'
+    tmp = vocab_file.with_name(f'.{vocab_file.name}.tmp')
+    tmp.write_bytes(pickle.dumps(list(vocab))); tmp.replace(vocab_file)
+    return wgts, vocab_file

@@ -216,7 +216,10 @@ class Perplexity(AvgLoss):
     "exp of the average validation loss."
     name = 'perplexity'
     @property
-    def value(self): return math.exp(self.total / self.count) if self.count else None
+    def value(self):
+        if not self.count: return None
+        loss = self.total / self.count
+        return math.exp(loss) if loss < 709 else float('inf')   # exp overflows a float past 709.78
 
 def as_metric(m) -> Metric:
     "A Metric as is; a function `f(pred, targ)` wrapped in `AvgMetric`; a Metric class instantiated."
@@ -731,7 +734,8 @@ class Learner:
 
     def to_fp32(self) -> 'Learner':
         "Back to full float32 training."
-        self.precision, self.scaler = None, None; return self
+        self.precision, self.scaler, self.autocast_dtype = None, None, None   # inference stops autocasting too
+        return self
 
     def _device_type(self) -> str:
         try: return next(self.model.parameters()).device.type
@@ -872,14 +876,17 @@ class Learner:
 
     def _predict_batches(self, dl):
         "Yield (x, y or None, model output) for each batch of `dl`, in eval mode, with no gradients."
+        was_training = self.model.training
         self.model.eval()
         model = unwrap_model(self.model)
         if hasattr(model, 'reset'): model.reset()          # a fresh hidden state, as ModelResetter does
-        with torch.no_grad():
-            for batch in dl:
-                x, y = batch[0], (batch[1] if len(batch) > 1 else None)
-                with self._autocast(): out = self.model(x)
-                yield x, y, (out[0] if isinstance(out, (tuple, list)) else out)
+        try:
+            with torch.no_grad():
+                for batch in dl:
+                    x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+                    with self._autocast(): out = self.model(x)
+                    yield x, y, (out[0] if isinstance(out, (tuple, list)) else out)
+        finally: self.model.train(was_training)            # predicting leaves the model in the mode it found
 
     def get_preds(self, ds_idx: int = 1, dl=None, with_input: bool = False, act: Callable | None = None):
         "Predictions and targets (None for unlabelled batches) on `dl` (default: validation), in the loader's order."

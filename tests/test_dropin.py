@@ -1,0 +1,120 @@
+"""fastai's public API as the tutorial and fastai's own tests use it, and the bugs a review found (each test failed
+before its fix)."""
+import math
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from ulmfit_lit.download import URLs, untar_data, DataPath
+from ulmfit_lit.data import TextDataLoaders
+from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, get_language_model
+from ulmfit_lit.learner import Perplexity, accuracy
+from ulmfit_lit.language_model import language_model_learner, sample_next, generate_ids
+from ulmfit_lit.classifier import text_classifier_learner
+
+SMALL = dict(emb_sz=32, n_hid=64, n_layers=2)
+
+
+@pytest.fixture(scope='module')
+def sample(tmp_path_factory):
+    home = tmp_path_factory.mktemp('home')
+    os.environ['ULMFIT_LIT_HOME'] = str(home)
+    path = untar_data(URLs.IMDB_SAMPLE)
+    df = pd.read_csv(path/'texts.csv').groupby('is_valid').head(60).reset_index(drop=True)
+    dls_lm = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=8)
+    dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_col='is_valid',
+                                  text_vocab=dls_lm.vocab, bs=8)
+    return path, dls_lm, dls
+
+
+def test_seed_tutorial_path_ls(sample):
+    path = sample[0]
+    assert isinstance(path, DataPath)
+    assert [p.name for p in path.ls()] == ['texts.csv']
+    assert repr(path.ls()) == f"(#1) [Path('{path/'texts.csv'}')]"
+    assert isinstance(path/'texts.csv', DataPath) and isinstance(path.parent, DataPath)
+
+
+def test_low_temperature_samples_without_crashing():
+    logits = torch.tensor([10., 9., 0., -5.])
+    g = torch.Generator().manual_seed(0)
+    picks = [sample_next(logits, temperature=0.05, no_unk=False, generator=g) for _ in range(50)]
+    assert picks == [0] * 50                         # at T=0.05 the gap of 1 becomes 20: always the top word
+    picks = [sample_next(logits, temperature=1.0, no_unk=False, generator=g) for _ in range(300)]
+    assert 0.55 < picks.count(0) / 300 < 0.85        # at T=1: softmax gives the top word 0.73
+    assert sample_next(logits, temperature=0, no_unk=True, unk_idx=0) == 1   # greedy never picks xxunk
+
+
+def test_sampling_follows_min_p_and_seed():
+    logits = torch.tensor([0., 2., 2.1, -3.])
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    a = [sample_next(logits, 1., True, 0, min_p=0.2, generator=g1) for _ in range(40)]
+    b = [sample_next(logits, 1., True, 0, min_p=0.2, generator=g2) for _ in range(40)]
+    assert a == b and set(a) == {1, 2}                # unk and the 0.02-likely word are never drawn
+
+
+def test_perplexity_of_a_huge_loss_is_inf():
+    m = Perplexity(); m.total, m.count = 1000., 1
+    assert m.value == float('inf')
+    m.total = 2.
+    assert m.value == pytest.approx(math.exp(2.))
+
+
+def test_predict_restores_training_mode(sample):
+    _, dls_lm, dls = sample
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False, quiet=True)
+    lm.model.train()
+    lm.predict('this movie', n_words=3, temperature=0.05)
+    assert lm.model.training
+    clas = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False, quiet=True)
+    clas.model.train()
+    clas.predict('a fine film')
+    assert clas.model.training
+    clas.model.eval()
+    clas.predict('a fine film')
+    assert not clas.model.training
+
+
+def test_to_fp32_after_bf16_stops_autocast(sample):
+    _, dls_lm, dls = sample
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                    metrics=accuracy, quiet=True).to_bf16()
+    learn.fit(1, 1e-3)
+    assert learn.autocast_dtype == torch.bfloat16
+    learn.to_fp32()
+    preds, _ = learn.get_preds()
+    fresh = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False, quiet=True)
+    fresh.model.load_state_dict(learn.model.state_dict())
+    plain, _ = fresh.get_preds()                       # the same weights, never autocast
+    assert torch.allclose(preds, plain, atol=1e-6), (preds - plain).abs().max()
+
+
+def test_one_batch_on_every_loader(sample):
+    _, dls_lm, dls = sample
+    x, y = dls_lm.train.one_batch()
+    assert x.shape == y.shape == (8, 72)
+    x, y = dls.valid.one_batch()
+    assert x.shape[0] == 8 and y.shape == (8,)
+    (x,) = dls.test_dl(['one text', 'and another']).one_batch()
+    assert x.shape[0] == 2
+
+
+def test_wrong_size_pretrained_file_changes_nothing(sample, tmp_path):
+    _, dls_lm, dls = sample
+    small = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                   path=tmp_path, quiet=True)
+    wgts, vocab = small.save_pretrained('lm', 'vocab')
+    other = dict(awd_lstm_lm_config, emb_sz=32, n_hid=80, n_layers=2)     # same embedding, other LSTM width
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=other, pretrained=False, path=tmp_path, quiet=True)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"size mismatch .*checkpoint \(256, 64\), model \(320, 80\)"):
+        lm.load_pretrained(wgts, vocab)
+    assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+    clas = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **other), pretrained=False,
+                                   path=tmp_path, quiet=True)
+    before = {k: v.clone() for k, v in clas.model.state_dict().items()}
+    with pytest.raises(RuntimeError, match='size mismatch'):
+        clas.load_pretrained(wgts, vocab)
+    assert all(torch.equal(before[k], v) for k, v in clas.model.state_dict().items())
