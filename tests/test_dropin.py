@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ulmfit_lit.download import URLs, untar_data, DataPath
+from ulmfit_lit.download import URLs, untar_data
 from ulmfit_lit.data import TextDataLoaders
 from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, get_language_model
 from ulmfit_lit.learner import Perplexity, accuracy
@@ -30,6 +30,7 @@ def sample(tmp_path_factory):
 
 
 def test_seed_tutorial_path_ls(sample):
+    from ulmfit_lit.download import DataPath
     path = sample[0]
     assert isinstance(path, DataPath)
     assert [p.name for p in path.ls()] == ['texts.csv']
@@ -38,10 +39,12 @@ def test_seed_tutorial_path_ls(sample):
 
 
 def test_low_temperature_samples_without_crashing():
-    logits = torch.tensor([10., 9., 0., -5.])
     g = torch.Generator().manual_seed(0)
-    picks = [sample_next(logits, temperature=0.05, no_unk=False, generator=g) for _ in range(50)]
-    assert picks == [0] * 50                         # at T=0.05 the gap of 1 becomes 20: always the top word
+    wide = torch.randn(20000, generator=g) * 0.5     # a real vocab: no word above 0.1% (fastai's p**(1/T) underflows)
+    wide[7] = wide.max() + 0.5                       # one word ahead by 0.5: 10 at T=0.05, so always that one
+    picks = [sample_next(wide, temperature=0.05, no_unk=False, generator=g) for _ in range(50)]
+    assert picks == [7] * 50
+    logits = torch.tensor([10., 9., 0., -5.])
     picks = [sample_next(logits, temperature=1.0, no_unk=False, generator=g) for _ in range(300)]
     assert 0.55 < picks.count(0) / 300 < 0.85        # at T=1: softmax gives the top word 0.73
     assert sample_next(logits, temperature=0, no_unk=True, unk_idx=0) == 1   # greedy never picks xxunk
@@ -106,8 +109,8 @@ def test_wrong_size_pretrained_file_changes_nothing(sample, tmp_path):
     small = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
                                    path=tmp_path, quiet=True)
     wgts, vocab = small.save_pretrained('lm', 'vocab')
-    other = dict(awd_lstm_lm_config, emb_sz=32, n_hid=80, n_layers=2)     # same embedding, other LSTM width
-    lm = language_model_learner(dls_lm, AWD_LSTM, config=other, pretrained=False, path=tmp_path, quiet=True)
+    other = dict(emb_sz=32, n_hid=80, n_layers=2)     # same embedding, other LSTM width
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **other), pretrained=False, path=tmp_path, quiet=True)
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     with pytest.raises(RuntimeError, match=r"size mismatch .*checkpoint \(256, 64\), model \(320, 80\)"):
         lm.load_pretrained(wgts, vocab)
@@ -118,3 +121,38 @@ def test_wrong_size_pretrained_file_changes_nothing(sample, tmp_path):
     with pytest.raises(RuntimeError, match='size mismatch'):
         clas.load_pretrained(wgts, vocab)
     assert all(torch.equal(before[k], v) for k, v in clas.model.state_dict().items())
+
+
+def test_model_goes_to_the_data_device_when_the_learner_is_built(sample):
+    _, dls_lm, dls = sample
+    dls.to('meta')                                   # a device with no data: shows placement without a GPU
+    try:
+        learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                        quiet=True)
+        assert {p.device.type for p in learn.model.parameters()} == {'meta'}
+    finally: dls.to('cpu')
+
+
+def test_word_importance_leaves_no_gradients_and_keeps_the_mode(sample):
+    from ulmfit_lit.classifier import word_importance
+    _, _, dls = sample
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False, quiet=True)
+    learn.model.train()
+    tokens, scores, cat = word_importance(learn, 'a truly wonderful film')
+    assert len(tokens) == len(scores) and cat in dls.vocab[1]
+    assert all(p.grad is None for p in learn.model.parameters())
+    assert learn.model.training
+
+
+def test_save_model_callback_never_restores_a_file_from_an_earlier_run(sample, tmp_path):
+    from ulmfit_lit.learner import SaveModelCallback
+    _, _, dls = sample
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                    metrics=accuracy, path=tmp_path, quiet=True)
+    stale = {k: torch.zeros_like(v) for k, v in learn.model.state_dict().items()}
+    (tmp_path/'models').mkdir()
+    torch.save({'model': stale}, tmp_path/'models'/'model.pth')       # left by an earlier run
+    # a run whose monitor never counts as an improvement saves nothing...
+    learn.fit(1, 1e-3, cbs=[SaveModelCallback(comp=lambda new, best: False)])
+    # ...so the model keeps what it trained to, and is not replaced by the stale zeros
+    assert any(v.abs().sum() > 0 for v in learn.model.state_dict().values() if v.dtype.is_floating_point)

@@ -161,7 +161,13 @@ class ClassificationInterpretation:
 def word_importance(learn: TextClassifierLearner, text: str) -> tuple[list[str], np.ndarray, str]:
     "Per-token importance (gradient × embedding) for the predicted class of `text`: (tokens, scores, category)."
     model = unwrap_model(learn.model)
+    was_training = model.training
     model.eval(); model.reset()
+    try: return _word_importance(learn, model, text)
+    finally: model.train(was_training)
+
+def _word_importance(learn, model, text):
+    "The body of `word_importance`, on a model in eval mode."
     ids = torch.as_tensor(learn.dls.test_dl([text], bs=1).doc(0).astype('int64'), device=learn.dls.device)[None]
     enc = _encoder(model)
     embeds = enc.encoder(ids).detach().requires_grad_(True)          # (1, n, emb_sz)
@@ -170,8 +176,9 @@ def word_importance(learn: TextClassifierLearner, text: str) -> tuple[list[str],
     mask = torch.zeros(out.shape[:2], dtype=torch.bool, device=out.device)
     logits = model[1]((out, mask))[0][0]                              # (n_class,)
     pred = int(logits.argmax())
-    logits[pred].backward()
-    scores = (embeds.grad * embeds).sum(-1)[0].detach().cpu().numpy() # (n,)
+    # the gradient of the score with respect to the embeddings alone: nothing accumulates in the weights' .grad
+    grad, = torch.autograd.grad(logits[pred], embeds)
+    scores = (grad * embeds).sum(-1)[0].detach().cpu().numpy()        # (n,)
     tokens = [learn._tokens()[i] for i in ids[0].tolist()]
     return tokens, scores, learn.dls.vocab[1][pred]
 

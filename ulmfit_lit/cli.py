@@ -297,11 +297,12 @@ def _cmd_pretrain(args) -> None:
     folder = Path(args.folder) if args.folder else untar_data(URLs.IMDB)
     config = {k: getattr(args, k) for k in PRETRAIN_CONFIG if getattr(args, k, None) is not None}
     if args.threads: torch.set_num_threads(args.threads)
+    commit = _code_commit()                   # the code that runs is the code as it is now, not when the run ends
     res = pretrain_lm(folder, args.out, config, resume=not args.fresh, ckpt_minutes=args.ckpt_minutes,
                       stop_after=args.stop_after)
     summary = {k: res[k] for k in ('steps', 'total_steps', 'done', 'tokens_seen', 'seconds')}
     if res['done']:
-        card = write_model_card(res, args.out)
+        card = write_model_card(res, args.out, commit)
         summary.update(perplexity=res['perplexity'], accuracy=res['accuracy'], model_card=str(card),
                        archive=str(pack_pretrained(args.out, Path(args.out)/'imdb_lm.tgz')))
     print(json.dumps(summary))

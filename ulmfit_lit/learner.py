@@ -468,7 +468,9 @@ class SaveModelCallback(Callback):
         self.monitor, self.fname, self.every_epoch, self.at_end, self.with_opt = monitor, fname, every_epoch, at_end, with_opt
         if comp is None: comp = np.less if 'loss' in monitor or 'perplexity' in monitor else np.greater
         self.comp, self.min_delta = comp, (min_delta if comp == np.greater else -min_delta)
-    def before_fit(self, learn): self.best = -float('inf') if self.comp == np.greater else float('inf')
+    def before_fit(self, learn):
+        self.best = -float('inf') if self.comp == np.greater else float('inf')
+        self.saved = False                       # only a file this run wrote may be loaded back at the end
     def after_epoch(self, learn):
         if self.every_epoch:
             learn.save(f'{self.fname}_{learn.epoch}', with_opt=self.with_opt); return
@@ -477,10 +479,10 @@ class SaveModelCallback(Callback):
         val = learn.recorder.values[-1][names.index(self.monitor)]
         if val is not None and self.comp(val - self.min_delta, self.best):
             self.best = val
-            learn.save(self.fname, with_opt=self.with_opt)
+            learn.save(self.fname, with_opt=self.with_opt); self.saved = True
     def after_fit(self, learn):
         if self.at_end: learn.save(self.fname, with_opt=self.with_opt)
-        elif not self.every_epoch and learn.model_file(self.fname).exists(): learn.load(self.fname, with_opt=False)
+        elif not self.every_epoch and self.saved: learn.load(self.fname, with_opt=False)
 
 # %% ../nbs/04_learner.ipynb #b9d3cf8d
 class LRFinder(ParamScheduler):
@@ -623,6 +625,8 @@ class Learner:
         self.autocast_dtype = None                       # set by fit from the precision (to_fp16, to_bf16)
         self.epoch, self.loss, self.model_out, self.show_table = 0, None, None, True
         self.layer_groups = None
+        device = getattr(dls, 'device', None)
+        if device is not None: self.model.to(device)   # predict and get_preds work before any fit, on the data's device
 
     # ---- callbacks ----
     def callback(self, event: str) -> None:

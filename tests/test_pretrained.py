@@ -1,0 +1,127 @@
+"""The language model that ships with the course: found offline through untar_data, checked by sha256, loaded with
+weights_only; it reproduces its model card; and `ulmfit-lit pretrain` resumes after a stop or a kill."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ulmfit_lit.download import URLs, untar_data
+from ulmfit_lit.tokenize import tokenize_files
+from ulmfit_lit.data import LMDataLoader, TextDataLoaders
+from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, get_language_model, load_pretrained_lm, load_itos
+from ulmfit_lit.learner import accuracy, Perplexity
+from ulmfit_lit.language_model import (pretrained_files, pretrained_sizes, evaluate_lm, language_model_learner,
+                                       IMDB_LM_SHA256, default_pretrained)
+
+
+def _card(wgts):
+    return json.loads((wgts.parent/'model_card.json').read_text())
+
+
+def test_shipped_model_is_found_offline_and_checked(home):
+    assert default_pretrained() == 'imdb'                          # no WikiText-103 archive in this home
+    wgts, vocab = pretrained_files(name='imdb')
+    assert wgts.parent == home/'models'/'imdb_lm'
+    assert all(v is not None for v in IMDB_LM_SHA256.values()), "the shipped model's checksums are not filled in"
+    card = _card(wgts)
+    assert card['files'] == IMDB_LM_SHA256                         # the card and the code agree on the files
+    assert wgts.stat().st_size < 20 * 2**20
+    sizes = pretrained_sizes('imdb')
+    assert sizes == {k: card['config'][k] for k in ('emb_sz', 'n_hid', 'n_layers')}
+    state = torch.load(wgts, weights_only=True)
+    assert state['0.encoder.weight'].dtype == torch.float16 and len(load_itos(vocab)) == card['vocab_size']
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'flip'])
+def test_damaged_weights_file_is_a_clear_error(home, damage):
+    wgts, _ = pretrained_files(name='imdb')
+    data = bytearray(wgts.read_bytes())
+    if damage == 'truncate': data = data[:len(data) // 2]
+    else: data[len(data) // 2] ^= 0xFF
+    wgts.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as e: pretrained_files(name='imdb')
+    msg = str(e.value)
+    assert str(wgts) in msg and IMDB_LM_SHA256['imdb_lm.pth'] in msg and 'delete' in msg
+
+
+def test_learner_fine_tunes_from_the_shipped_model(home, tmp_path):
+    df = pd.read_csv(untar_data(URLs.IMDB_SAMPLE)/'texts.csv').groupby('is_valid').head(80).reset_index(drop=True)
+    dls = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=16)
+    learn = language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], path=tmp_path, quiet=True)
+    rand = language_model_learner(dls, AWD_LSTM, config=dict(awd_lstm_lm_config, **pretrained_sizes('imdb')),
+                                  pretrained=False, metrics=[accuracy, Perplexity()], path=tmp_path, quiet=True)
+    (_, acc, ppl), (_, r_acc, r_ppl) = learn.validate(), rand.validate()
+    # before any fine-tuning, the IMDb model already predicts the sample's next words; random weights do not
+    assert ppl < r_ppl / 10 and acc > 0.2 > r_acc, (ppl, r_ppl, acc, r_acc)
+
+
+def test_shipped_model_reproduces_its_held_out_perplexity(imdb_path, home):
+    wgts, vocab_file = pretrained_files(name='imdb')
+    card = _card(wgts); cfg = card['config']
+    files = sorted((imdb_path/'unsup').glob('*.txt'))
+    valid = np.sort(np.random.default_rng(cfg['seed']).permutation(len(files))[:cfg['n_valid']])   # as unsup_corpus
+    vocab = load_itos(vocab_file)
+    store = tokenize_files([files[i] for i in valid]).numericalize(vocab)
+    model = get_language_model(AWD_LSTM, len(vocab), dict(awd_lstm_lm_config, **pretrained_sizes('imdb')))
+    load_pretrained_lm(model, wgts, vocab_file, vocab)
+    res = evaluate_lm(model, LMDataLoader(store, bs=cfg['bs'], seq_len=cfg['bptt']))
+    assert abs(res['perplexity'] / card['valid_perplexity'] - 1) < 0.01, (res, card['valid_perplexity'])
+    assert abs(res['accuracy'] - card['valid_accuracy']) < 0.005
+
+
+TINY = ['--emb-sz', '16', '--n-hid', '32', '--max-vocab', '800', '--n-valid', '20', '--bs', '8', '--bptt', '16',
+        '--n-samples', '64', '--epochs', '1', '--threads', '1']
+
+
+@pytest.fixture(scope='module')
+def tiny_unsup(tmp_path_factory):
+    home = tmp_path_factory.mktemp('home')
+    os.environ['ULMFIT_LIT_HOME'] = str(home)
+    folder = tmp_path_factory.mktemp('tiny')/'imdb'
+    (folder/'unsup').mkdir(parents=True)
+    for k, text in enumerate(pd.read_csv(untar_data(URLs.IMDB_SAMPLE)/'texts.csv').text[:150]):
+        (folder/'unsup'/f'{k}_0.txt').write_text(text)
+    return folder
+
+
+def _pretrain(folder, out, *extra, **kw):
+    return subprocess.run([sys.executable, '-m', 'ulmfit_lit', 'pretrain', str(folder), '--out', str(out), *TINY, *extra],
+                          capture_output=True, text=True, **kw)
+
+
+def test_pretrain_command_resumes_after_a_stop_and_a_kill(tiny_unsup, tmp_path):
+    whole = _pretrain(tiny_unsup, tmp_path/'whole', check=True)
+    summary = json.loads(whole.stdout.strip().splitlines()[-1])
+    assert summary['done'] and (tmp_path/'whole'/'imdb_lm.tgz').exists()
+    stopped = json.loads(_pretrain(tiny_unsup, tmp_path/'stop', '--stop-after', '25', check=True).stdout.splitlines()[-1])
+    assert (stopped['steps'], stopped['done']) == (25, False)
+    resumed = _pretrain(tiny_unsup, tmp_path/'stop', check=True)
+    assert 'resumed from' in resumed.stderr and 'at step 25/' in resumed.stderr
+    # killed with SIGKILL in the middle of the run, checkpointing every step: resumes from the last good checkpoint
+    out = tmp_path/'kill'
+    p = subprocess.Popen([sys.executable, '-m', 'ulmfit_lit', 'pretrain', str(tiny_unsup), '--out', str(out), *TINY,
+                          '--ckpt-minutes', '0'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out/'pretrain_state.pt').exists() and time.time() < deadline: time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert not list(out.glob('.*.tmp'))                      # no half-written checkpoint left behind
+    _pretrain(tiny_unsup, out, check=True)
+    for d in ('stop', 'kill'):                               # bit for bit the run that was never interrupted
+        a, b = (torch.load(tmp_path/x/'imdb_lm.pth', weights_only=True) for x in ('whole', d))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), d
+    card = json.loads((tmp_path/'stop'/'model_card.json').read_text())
+    assert card['steps'] == summary['steps'] and card['config']['emb_sz'] == 16
+
+
+def test_pretrain_refuses_a_checkpoint_made_with_other_settings(tiny_unsup, tmp_path):
+    _pretrain(tiny_unsup, tmp_path/'o', '--stop-after', '5', check=True)
+    r = _pretrain(tiny_unsup, tmp_path/'o', '--lr', '0.01')
+    assert r.returncode != 0 and 'was made with' in r.stderr and 'another out folder' in r.stderr
