@@ -156,3 +156,108 @@ def test_save_model_callback_never_restores_a_file_from_an_earlier_run(sample, t
     learn.fit(1, 1e-3, cbs=[SaveModelCallback(comp=lambda new, best: False)])
     # ...so the model keeps what it trained to, and is not replaced by the stale zeros
     assert any(v.abs().sum() > 0 for v in learn.model.state_dict().values() if v.dtype.is_floating_point)
+
+
+def test_a_text_gets_the_same_prediction_whatever_its_batch_mates(sample):
+    _, _, dls = sample
+    torch.manual_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False, quiet=True)
+    short = 'A short one, but sweet.'
+    long = ' '.join(['This film goes on and on, scene after scene, and I kept watching it.'] * 14)   # > 200 tokens
+    together, _ = learn.get_preds(dl=dls.test_dl([long, short]))
+    alone, _ = learn.get_preds(dl=dls.test_dl([short]))
+    assert torch.allclose(together[1], alone[0], atol=1e-6), (together[1], alone[0])
+
+
+@pytest.mark.parametrize('batch_first', [True, False])
+def test_weight_dropout_follows_the_wrapped_lstm(batch_first):
+    from ulmfit_lit.awd_lstm import WeightDropout
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(5, 7, batch_first=batch_first)
+    ref = torch.nn.LSTM(5, 7, batch_first=batch_first); ref.load_state_dict(lstm.state_dict())
+    wd = WeightDropout(lstm, 0.5).eval()             # eval: no dropout, so it must equal the plain LSTM
+    x = torch.randn(3, 4, 5)                         # (bs, sl, 5) or (sl, bs, 5)
+    bs = 3 if batch_first else 4
+    state = (torch.zeros(1, bs, 7), torch.zeros(1, bs, 7))
+    out, (h, c) = wd(x, state)
+    out_ref, (h_ref, c_ref) = ref(x, state)
+    assert torch.allclose(out, out_ref, atol=1e-6) and torch.allclose(h, h_ref, atol=1e-6)
+    with pytest.raises(ValueError, match='inputs of size 5'): wd(torch.randn(3, 4, 6), state)
+    with pytest.raises(ValueError, match='hidden state'): wd(x, (torch.zeros(1, bs, 8), torch.zeros(1, bs, 8)))
+
+
+def test_tokenizing_a_folder_that_cannot_take_a_cache_uses_a_user_cache(home, tmp_path):
+    from ulmfit_lit.tokenize import tokenize_folder
+    data = tmp_path/'ro'/'texts'
+    data.mkdir(parents=True)
+    for k in range(3): (data/f'{k}.txt').write_text(f'review number {k} was good')
+    (tmp_path/'ro'/'texts_tok').write_text('not a folder: the cache cannot go here')
+    tkd = tokenize_folder(data, n_workers=1)
+    assert len(tkd) == 3 and tkd.tokens(0)[:2] == ['xxbos', 'review']
+    assert list((home/'tok_cache').iterdir())[0].name.startswith('texts_tok-')
+    assert len(tokenize_folder(data, n_workers=1)) == 3          # the second call reads that cache
+
+
+def test_a_download_that_differs_from_fastais_published_checks_is_refused(home, tmp_path, monkeypatch):
+    import http.server, threading
+    from ulmfit_lit.download import download_url, KNOWN_CHECKS
+    url_sample = 'https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz'
+    assert KNOWN_CHECKS[url_sample] == (571827, '0842e61a9867caa2e6fbdb14fa703d61')   # from fastai's checks.txt
+    (tmp_path/'srv').mkdir(); (tmp_path/'srv'/'imdb_sample.tgz').write_bytes(b'x' * 1000)   # a tampered file
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path/'srv'))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f'http://127.0.0.1:{server.server_address[1]}/imdb_sample.tgz'
+    monkeypatch.setitem(KNOWN_CHECKS, local, KNOWN_CHECKS[url_sample])
+    try:
+        with pytest.raises(RuntimeError, match='does not match its known size and md5'):
+            download_url(local, tmp_path/'got.tgz', show_progress=False)
+        assert not (tmp_path/'got.tgz').exists() and not list(tmp_path.glob('.got.tgz*'))
+    finally: server.shutdown()
+
+
+def _untar_sample(home):
+    os.environ['ULMFIT_LIT_HOME'] = home
+    from ulmfit_lit.download import untar_data, URLs
+    return str(untar_data(URLs.IMDB_SAMPLE))
+
+
+def test_concurrent_untar_data_calls_all_succeed(tmp_path):
+    import multiprocessing as mp
+    with mp.get_context('spawn').Pool(4) as pool:
+        paths = pool.map(_untar_sample, [str(tmp_path)] * 4)
+    assert len(set(paths)) == 1 and [p.name for p in DataPathLs(paths[0])] == ['texts.csv']
+    assert not [p for p in (tmp_path/'data').iterdir() if p.name.startswith('.')]   # no staging left behind
+
+
+def DataPathLs(p):
+    from ulmfit_lit.download import DataPath
+    return DataPath(p).ls()
+
+
+def test_force_download_keeps_the_old_folder_until_the_new_one_is_complete(home, tmp_path):
+    import http.server, threading
+    path = untar_data(URLs.IMDB_SAMPLE)
+    (tmp_path/'srv').mkdir(); (tmp_path/'srv'/'imdb_sample.tgz').write_bytes(b'not an archive at all')
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path/'srv'))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:       # the new download arrives but does not extract: the old folder must still be there, whole
+        with pytest.raises(RuntimeError, match='Could not extract'):
+            untar_data(f'http://127.0.0.1:{server.server_address[1]}/imdb_sample.tgz', force_download=True)
+    finally: server.shutdown()
+    assert len(pd.read_csv(path/'texts.csv')) == 1000
+
+
+def test_an_archive_that_unpacks_to_too_much_is_refused(tmp_path):
+    import io, tarfile
+    from ulmfit_lit.download import safe_extract
+    arc = tmp_path/'big.tgz'
+    with tarfile.open(arc, 'w:gz') as tar:
+        data = b'\0' * 100_000
+        info = tarfile.TarInfo('big/zeros.bin'); info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match='would unpack to 100,000 bytes'):
+        safe_extract(arc, tmp_path/'out', max_bytes=50_000)
+    assert not (tmp_path/'out').exists() and not list(tmp_path.glob('.out*'))
+    assert (safe_extract(arc, tmp_path/'ok')/'big'/'zeros.bin').stat().st_size == 100_000

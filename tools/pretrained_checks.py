@@ -1,7 +1,7 @@
 """Check that the checksums written in the notebooks match the shipped language model archive.
 
 `make pretrain` runs this after copying a new `imdb_lm.tgz` into the package. It prints the values that belong in
-`KNOWN_CHECKS` (nbs/00_download.ipynb) and `IMDB_LM_SHA256` (nbs/05_language_model.ipynb), and fails while they differ.
+`PACKAGED_CHECKS` (nbs/00_download.ipynb) and `IMDB_LM_SHA256` (nbs/05_language_model.ipynb), and fails while they differ.
 """
 import hashlib, sys, tarfile
 from pathlib import Path
@@ -14,10 +14,10 @@ with tarfile.open(archive) as tar:
     for name in ('imdb_lm.pth', 'imdb_lm.pkl'):
         want[name] = sha(tar.extractfile(f'imdb_lm/{name}').read())
 sys.path.insert(0, str(root))
-from ulmfit_lit.download import KNOWN_CHECKS, URLs
+from ulmfit_lit.download import PACKAGED_CHECKS, URLs
 from ulmfit_lit.language_model import IMDB_LM_SHA256
-have = {'archive': KNOWN_CHECKS.get(URLs.IMDB_LM), **IMDB_LM_SHA256}
-print(f"KNOWN_CHECKS[URLs.IMDB_LM] = {want['archive']}")
+have = {'archive': PACKAGED_CHECKS.get(URLs.IMDB_LM), **IMDB_LM_SHA256}
+print(f"PACKAGED_CHECKS[URLs.IMDB_LM] = {want['archive']}")
 print(f"IMDB_LM_SHA256 = {{'imdb_lm.pth': '{want['imdb_lm.pth']}', 'imdb_lm.pkl': '{want['imdb_lm.pkl']}'}}")
 bad = [k for k in want if tuple(have[k]) != tuple(want[k]) if k == 'archive'] + \
       [k for k in want if k != 'archive' and have[k] != want[k]]

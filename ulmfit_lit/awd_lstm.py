@@ -100,12 +100,21 @@ class WeightDropout(nn.Module):
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         "Run the fused LSTM on `x` (bs, seq_len, n_in) from `state` (h, c), each (n_dir, bs, n_hid), with dropped weights."
+        m = self.module
+        if x.dim() != 3 or x.shape[-1] != m.input_size:
+            raise ValueError(f"WeightDropout: the LSTM takes inputs of size {m.input_size} in a 3-d tensor, got shape "
+                             f"{tuple(x.shape)}")
+        bs = x.shape[0 if m.batch_first else 1]
+        want = (2 if m.bidirectional else 1, bs, m.hidden_size)
+        if any(tuple(t.shape) != want for t in state):
+            raise ValueError(f"WeightDropout: the hidden state must be two tensors of shape {want} (n_dir, bs, n_hid), "
+                             f"got {[tuple(t.shape) for t in state]}")
         w_hh = F.dropout(self.weight_hh_l0_raw, self.weight_p, self.training)   # (4*n_hid, n_hid)
         weights = [w_hh if n == 'weight_hh_l0' else getattr(self.module, n) for n in self.weight_names]
         if x.is_cuda: weights = _packed(weights)
         # torch.lstm(input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-        out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, self.module.bidirectional, True)
-        return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid); h, c: (n_dir, bs, n_hid)
+        out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, m.bidirectional, m.batch_first)
+        return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid) (seq_len first if not batch_first); h, c: (n_dir, bs, n_hid)
 
 # %% ../nbs/03_awd_lstm.ipynb #3446d26f
 class EmbeddingDropout(nn.Module):
@@ -311,7 +320,9 @@ class SentenceEncoder(nn.Module):
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> torch.Tensor:
     "Pool `output` (bs, sl, n) ignoring `mask`ed (padding) positions into [last, max, mean]: (bs, 3*n)."
     lens = output.shape[1] - mask.long().sum(dim=1)                 # (bs,) real tokens per row
-    last_lens = mask[:, -bptt:].long().sum(dim=1)                   # (bs,) padding after the text (in the last chunk)
+    # Padding after the text: the run of masked positions at the end of the row. (Counting every masked position of the
+    # last `bptt` ones, as fastai does, also counts padding *before* a short text, and then reads a padding position.)
+    last_lens = mask.flip(1).long().cumprod(dim=1).sum(dim=1)      # (bs,)
     avg_pool = output.masked_fill(mask[:, :, None], 0).sum(dim=1) / lens.to(output.dtype)[:, None]   # (bs, n)
     max_pool = output.masked_fill(mask[:, :, None], -float('inf')).max(dim=1)[0]                  # (bs, n)
     last = output[torch.arange(output.size(0)), -last_lens - 1]     # (bs, n) output at the last real token

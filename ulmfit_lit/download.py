@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['KNOWN_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'PathList', 'DataPath', 'safe_extract', 'download_url',
-           'untar_data']
+__all__ = ['MAX_UNPACKED', 'KNOWN_CHECKS', 'PACKAGED_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'PathList', 'DataPath',
+           'safe_extract', 'download_url', 'untar_data']
 
 # %% ../nbs/00_download.ipynb #d6fd10f2
-__all__ = ['URLs', 'ulmfit_home', 'archive_path', 'untar_data', 'download_url', 'safe_extract', 'KNOWN_CHECKS', 'DataPath', 'PathList']
+__all__ = ['URLs', 'ulmfit_home', 'archive_path', 'untar_data', 'download_url', 'safe_extract', 'KNOWN_CHECKS', 'DataPath', 'PathList', 'PACKAGED_CHECKS']
 
 # %% ../nbs/00_download.ipynb #3cab9eb8
 class URLs:
@@ -95,9 +95,12 @@ def _check_member(member: tarfile.TarInfo, dest: Path) -> None:
     if member.isdev() or member.isfifo():
         raise ValueError(f"Refusing to extract {member.name!r}: the archive holds a device or pipe, not a plain file.")
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    "Extract the tar `archive` into the new folder `dest` atomically, refusing entries that would escape it."
+MAX_UNPACKED = 32 * 2**30      # an archive that would unpack to more than this is refused before anything is written
+
+def safe_extract(archive: Path, dest: Path, max_bytes: int | None = None) -> Path:
+    "Extract the tar `archive` into the new folder `dest` atomically, refusing entries that escape it or too much data."
     archive, dest = Path(archive), Path(dest)
+    max_bytes = MAX_UNPACKED if max_bytes is None else max_bytes
     if dest.exists(): raise FileExistsError(f"{dest} already exists; remove it first or choose another folder.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.partial-', dir=dest.parent)).resolve()
@@ -105,6 +108,11 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()          # reads the whole index: a truncated archive fails here or below
             for m in members: _check_member(m, tmp)
+            total = sum(m.size for m in members if m.isfile())
+            if total > max_bytes:
+                raise ValueError(f"Refusing to extract {archive}: it would unpack to {total:,} bytes, more than the "
+                                 f"{max_bytes:,} allowed (safe_extract's max_bytes). The archive is unsafe or not the "
+                                 "one expected.")
             if hasattr(tarfile, 'data_filter'): tar.extractall(tmp, members=members, filter='data')
             else: tar.extractall(tmp, members=members)
             # tarfile stops at the end-of-archive marker, before gzip's checksum: read to the end so it is checked.
@@ -122,22 +130,30 @@ def safe_extract(archive: Path, dest: Path) -> Path:
     return dest
 
 # %% ../nbs/00_download.ipynb #d39dce64
-KNOWN_CHECKS: dict[str, tuple[int, str]] = {}   # url -> (size in bytes, sha256) of the published archive, where known
+# url -> (size in bytes, md5 or sha256 hex digest) of the archive. fastai publishes size and md5 of its downloads
+# (fastai/data/checks.txt); the archives that ship inside this package are checked by size and sha256.
+KNOWN_CHECKS: dict[str, tuple[int, str]] = {
+    'https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz': (144440600, '90f9b1c4ff43a90d67553c9240dc0249'),
+    'https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz': (571827, '0842e61a9867caa2e6fbdb14fa703d61'),
+}
+PACKAGED_CHECKS: dict[str, tuple[int, str]] = {}   # filled for the shipped language model (tools/pretrained_checks.py)
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    "The sha256 hex digest of the file at `path`."
-    h = hashlib.sha256()
+def _sha256(path: Path, chunk: int = 1 << 20, algo: str = 'sha256') -> str:
+    "The sha256 (or `algo`) hex digest of the file at `path`."
+    h = hashlib.new(algo)
     with open(path, 'rb') as f:
         while block := f.read(chunk): h.update(block)
     return h.hexdigest()
 
-def _check_known(url: str, file: Path, what: str) -> None:
-    "Raise if `url` has a known (size, sha256) and `file` does not match it."
-    if url not in KNOWN_CHECKS: return
-    size, sha = KNOWN_CHECKS[url]
+def _check_known(url: str, file: Path, what: str, checks: dict | None = None) -> None:
+    "Raise if `url` has a known (size, md5 or sha256) in `checks` (default `KNOWN_CHECKS`) and `file` does not match."
+    checks = KNOWN_CHECKS if checks is None else checks
+    if url not in checks: return
+    size, digest = checks[url]
+    algo = 'md5' if len(digest) == 32 else 'sha256'
     got = file.stat().st_size
-    if got != size or _sha256(file) != sha:
-        raise RuntimeError(f"{what} does not match its known size and sha256 ({size:,} bytes, sha256 {sha}; "
+    if got != size or _sha256(file, algo=algo) != digest:
+        raise RuntimeError(f"{what} does not match its known size and {algo} ({size:,} bytes, {algo} {digest}; "
                            f"it has {got:,} bytes): it may be corrupted or replaced. Nothing was kept.")
 
 def _show_progress(done: int, total: int | None, start: float, label: str) -> None:
@@ -186,9 +202,10 @@ def _fetch_archive(url: str, archive: Path, force_download: bool) -> Path:
     packaged = _packaged_archive(url)
     if packaged is not None and not force_download:
         archive.parent.mkdir(parents=True, exist_ok=True)
-        tmp = archive.with_name(f'.{archive.name}.copy')
+        fd, tmp = tempfile.mkstemp(prefix=f'.{archive.name}.copy-', dir=archive.parent)   # one per caller: no race
+        os.close(fd); tmp = Path(tmp)
         shutil.copyfile(packaged, tmp)
-        try: _check_known(url, tmp, f"The copy of {archive.name} inside the package ({packaged})")
+        try: _check_known(url, tmp, f"The copy of {archive.name} inside the package ({packaged})", PACKAGED_CHECKS)
         except RuntimeError: tmp.unlink(); raise
         os.replace(tmp, archive)
         return archive
@@ -207,13 +224,20 @@ def untar_data(url: str, c_key: str = 'data', force_download: bool = False, arch
     dest = base/_stem(name)
     if dest.exists() and not force_download: return DataPath(dest)
     _fetch_archive(url, archive, force_download)
-    if dest.exists(): shutil.rmtree(dest)          # force_download: replace the old folder
-    staging = base/f'.{dest.name}.unpacked'
-    if staging.exists(): shutil.rmtree(staging)    # left by a crash: never trusted
+    # Each call extracts into a staging folder of its own, so concurrent calls never share one; the old folder (with
+    # force_download) is replaced only once the new one is complete.
+    staging = base/f'.{dest.name}.unpacked-{os.getpid()}-{time.time_ns()}'
     safe_extract(archive, staging)
     # fastai's archives hold one top-level folder named like the archive (imdb.tgz -> imdb/): lift it up.
     inner = list(staging.iterdir())
-    if len(inner) == 1 and inner[0].is_dir() and inner[0].name == dest.name:
-        os.replace(inner[0], dest); staging.rmdir()
-    else: os.replace(staging, dest)
+    new = inner[0] if len(inner) == 1 and inner[0].is_dir() and inner[0].name == dest.name else staging
+    old = base/f'.{dest.name}.old-{os.getpid()}-{time.time_ns()}'
+    try:
+        if force_download and dest.exists(): os.replace(dest, old)
+        os.replace(new, dest)
+    except OSError:
+        if not dest.exists(): raise
+        # another process put a complete folder there first: use it, drop ours
+    finally:
+        shutil.rmtree(staging, ignore_errors=True); shutil.rmtree(old, ignore_errors=True)
     return DataPath(dest)

@@ -659,13 +659,26 @@ def _text_files(path: Path, extensions: Sequence[str], folders: Sequence[str] | 
         res += [Path(p)/f for f in sorted(fs) if not f.startswith('.') and Path(f).suffix.lower() in extensions]
     return res
 
+def _default_cache_dir(path: Path) -> Path:
+    "fastai's `{path}_tok` beside the data, or, where that cannot be written (read-only data), a per-user folder."
+    preferred = path.parent/f'{path.name}_tok'
+    try:
+        if preferred.exists() and not preferred.is_dir(): raise NotADirectoryError(preferred)
+        probe = path.parent/f'.{path.name}_tok.probe-{os.getpid()}'
+        probe.write_bytes(b''); probe.unlink()
+        return preferred
+    except OSError:
+        from ulmfit_lit.download import ulmfit_home      # chapter 00
+        key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        return ulmfit_home()/'tok_cache'/f'{path.name}_tok-{key}'
+
 def tokenize_folder(path: str | Path, extensions: Sequence[str] | None = None, folders: Sequence[str] | None = None,
                     output_dir: str | Path | None = None, n_workers: int = defaults.cpus,
                     rules: list[Callable] | None = None, tok=None, encoding: str = 'utf-8') -> Tokenized:
     "Tokenize the text files under `path`, cached in `output_dir` (default: fastai's `{path}_tok` next to it)."
     path = Path(path)
     files = _text_files(path, [e.lower() for e in (extensions or ['.txt'])], folders)
-    output_dir = Path(output_dir) if output_dir is not None else path.parent/f'{path.name}_tok'
+    output_dir = Path(output_dir) if output_dir is not None else _default_cache_dir(path)
     return tokenize_files(files, tok=tok, rules=rules, n_workers=n_workers, encoding=encoding, cache_dir=output_dir,
                           names=[str(f.relative_to(path)) for f in files])
 
