@@ -261,3 +261,23 @@ def test_an_archive_that_unpacks_to_too_much_is_refused(tmp_path):
         safe_extract(arc, tmp_path/'out', max_bytes=50_000)
     assert not (tmp_path/'out').exists() and not list(tmp_path.glob('.out*'))
     assert (safe_extract(arc, tmp_path/'ok')/'big'/'zeros.bin').stat().st_size == 100_000
+
+
+def test_each_torchrun_process_takes_its_own_gpu(monkeypatch):
+    from ulmfit_lit.learner import distrib_device
+    monkeypatch.setenv('LOCAL_RANK', '3')
+    assert distrib_device('cuda') == torch.device('cuda', 3)
+    assert distrib_device(torch.device('cuda', 0)) == torch.device('cuda', 3)
+    assert distrib_device('cpu') == torch.device('cpu')
+    monkeypatch.delenv('LOCAL_RANK')
+    assert distrib_device('cuda') == torch.device('cuda', 0)
+
+
+def test_sentencepiece_keeps_its_model_in_the_course_home(home, tmp_path, monkeypatch):
+    from ulmfit_lit.tokenize import SentencePieceTokenizer, defaults
+    monkeypatch.chdir(tmp_path)
+    texts = list(pd.read_csv(untar_data(URLs.IMDB_SAMPLE)/'texts.csv').text[:200])
+    sp = SentencePieceTokenizer(vocab_sz=500)
+    sp.setup(texts, defaults.text_proc_rules)
+    assert not (tmp_path/'tmp').exists()                           # nothing written where the user stands
+    assert any((home/'sentencepiece').iterdir())

@@ -22,8 +22,9 @@ __all__ = ['EVENTS', 'norm_types', 'SuggestedLRs', 'MODEL_BUILDERS', 'CancelFitE
            'TrainEvalCallback', 'NonFiniteLossError', 'TerminateOnNaN', 'format_time', 'Recorder', 'text_table_row',
            'html_table', 'format_row', 'ProgressCallback', 'ParamScheduler', 'unwrap_model', 'ModelResetter',
            'RNNRegularizer', 'GradientClip', 'atomic_save', 'SaveModelCallback', 'LRFinder', 'valley',
-           'register_model_builder', 'record_build', 'build_model', 'InferenceData', 'set_seed', 'rank_distrib',
-           'num_distrib', 'DistributedDL', 'DistributedDataLoaders', 'CrossEntropyLossFlat', 'Learner', 'load_learner']
+           'register_model_builder', 'record_build', 'build_model', 'InferenceData', 'set_seed', 'distrib_device',
+           'rank_distrib', 'num_distrib', 'DistributedDL', 'DistributedDataLoaders', 'CrossEntropyLossFlat', 'Learner',
+           'load_learner']
 
 # %% ../nbs/04_learner.ipynb #a861c0b5
 class CancelFitException(Exception):
@@ -560,6 +561,12 @@ def set_seed(s: int, reproducible: bool = False) -> None:
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(s)
     if reproducible: torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
+def distrib_device(device) -> torch.device:
+    "This process's device under torchrun: `cuda:LOCAL_RANK` when the data is on a GPU (one GPU per process), else `device`."
+    device = torch.device(device)
+    if device.type != 'cuda': return device
+    return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+
 def rank_distrib() -> int:
     "This process's rank under torchrun (0 when not distributed)."
     return int(os.environ.get('RANK', 0))
@@ -967,18 +974,19 @@ class Learner:
         if world <= 1: yield self; return
         import torch.distributed as dist
         created = not dist.is_initialized()
-        dev = torch.device(self.dls.device)
+        dev = distrib_device(self.dls.device)
         if created: dist.init_process_group(backend or ('nccl' if dev.type == 'cuda' else 'gloo'))
         rank = dist.get_rank()
         if dev.type == 'cuda': torch.cuda.set_device(dev)
-        self.model.to(dev)
-        old = self.model, self.dls, self.quiet
+        old = self.model, self.dls, self.quiet, self.dls.device
+        self.dls.to(dev); self.model.to(dev)
         # the optimizer keeps working: DDP wraps the same parameter objects and averages their gradients in backward
         self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
         self.dls, self.quiet = DistributedDataLoaders(self.dls, rank, world), self.quiet or rank != 0
         try: yield self
         finally:
-            self.model, self.dls, self.quiet = old
+            self.model, self.dls, self.quiet, device = old
+            self.dls.to(device)
             if created: dist.destroy_process_group()
 
 def load_learner(fname: str | Path, cpu: bool = True) -> Learner:

@@ -793,13 +793,19 @@ def decode_tokens(tokens: Sequence[str], drop: Sequence[str] = (BOS, EOS, PAD)) 
     return out
 
 # %% ../nbs/01_tokenize.ipynb #c0aad223
+def _home() -> Path:
+    from ulmfit_lit.download import ulmfit_home      # chapter 00
+    return ulmfit_home()
+
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, sp_model: str | Path | None = None,
                  vocab_sz: int | None = None, max_vocab_sz: int = 30000, model_type: str = 'unigram',
-                 char_coverage: float | None = None, cache_dir: str | Path = 'tmp'):
+                 char_coverage: float | None = None, cache_dir: str | Path | None = None):
         self.lang, self.sp_model, self.vocab_sz, self.max_vocab_sz = lang, sp_model, vocab_sz, max_vocab_sz
-        self.model_type, self.cache_dir = model_type, Path(cache_dir)
+        # fastai writes under ./tmp of whatever folder you stand in; we keep trained models in the course's home
+        self.model_type = model_type
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else _home()/'sentencepiece'
         self.char_coverage = char_coverage if char_coverage is not None else (0.99999 if lang not in ('zh', 'ja', 'ko') else 0.9987)
         self.special_toks = list(defaults.text_spec_tok if special_toks is None else special_toks)
         self._sp = None
