@@ -281,3 +281,34 @@ def test_sentencepiece_keeps_its_model_in_the_course_home(home, tmp_path, monkey
     sp.setup(texts, defaults.text_proc_rules)
     assert not (tmp_path/'tmp').exists()                           # nothing written where the user stands
     assert any((home/'sentencepiece').iterdir())
+
+
+def shout(t): return t.upper()          # a custom rule, importable from this module
+
+
+def test_exported_learner_tokenizes_and_predicts_as_before_export(home, tmp_path):
+    from ulmfit_lit.all import load_learner
+    from ulmfit_lit.tokenize import SentencePieceTokenizer, defaults
+    from ulmfit_lit.classifier import TextClassifierLearner
+    df = pd.read_csv(untar_data(URLs.IMDB_SAMPLE)/'texts.csv').groupby('is_valid').head(60).reset_index(drop=True)
+    texts = ['An astonishing film, I loved it.', 'Dull and far too long; I left early.']
+    for name, tok, rules in [('sp', SentencePieceTokenizer(vocab_sz=400), None),
+                             ('custom', None, defaults.text_proc_rules + [shout])]:
+        from ulmfit_lit.data import DataBlock, TextBlock, CategoryBlock, ColReader, ColSplitter
+        dblock = DataBlock(blocks=(TextBlock.from_df('text', tok=tok, rules=rules), CategoryBlock),
+                           get_y=ColReader('label'), splitter=ColSplitter('is_valid'))
+        dls = dblock.dataloaders(df, path=tmp_path, bs=8)
+        torch.manual_seed(0)
+        learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                        path=tmp_path, quiet=True)
+        before = learn.get_preds(dl=dls.test_dl(texts))[0]
+        learn.export(f'{name}.pth')
+        if name == 'custom':
+            with pytest.raises(ValueError, match='custom text rules'): load_learner(tmp_path/f'{name}.pth')
+            loaded = load_learner(tmp_path/f'{name}.pth', rules=defaults.text_proc_rules + [shout])
+        else: loaded = load_learner(tmp_path/f'{name}.pth')
+        assert isinstance(loaded, TextClassifierLearner)
+        assert loaded.dls.test_dl(texts).doc(0).tolist() == dls.test_dl(texts).doc(0).tolist()   # the same tokens
+        after = loaded.get_preds(dl=loaded.dls.test_dl(texts))[0]
+        assert torch.allclose(before, after, atol=1e-6), name
+        assert loaded.predict(texts[0])[0] == learn.predict(texts[0])[0]

@@ -10,3 +10,5 @@ from .learner import *
 from .language_model import *
 from .classifier import *
 from .cli import *
+# fastai's `load_learner` gives back the learner it exported; for text that is `load_text_learner`'s job
+from .classifier import load_text_learner as load_learner

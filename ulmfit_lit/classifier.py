@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tokenize import decode_tokens
+from .tokenize import decode_tokens, tokenizer_from_spec
 from .awd_lstm import AWD_LSTM, model_meta, get_text_classifier, match_embeds, clean_raw_keys, load_itos
 from .awd_lstm import check_state_dict
 from .data import TextBlock, SortedDL
@@ -202,8 +202,9 @@ def ensemble_preds(learners: list[TextClassifierLearner], texts: list[str]) -> t
 class InferenceTextData:
     "The data side of an exported text learner: vocab, categories, seq_len and direction; it makes `test_dl`s."
     def __init__(self, tokens: list[str], categories: list | None = None, seq_len: int = 72, backwards: bool = False,
-                 device='cpu', bs: int = 64):
+                 device='cpu', bs: int = 64, text_block: TextBlock | None = None):
         self.tokens, self.categories, self.seq_len, self.backwards, self.bs = tokens, categories, seq_len, backwards, bs
+        self.text_block = text_block if text_block is not None else TextBlock(backwards=backwards)
         self.device, self.train, self.valid, self.pad_idx = torch.device(device), [], [], 1
 
     is_lm = property(lambda self: self.categories is None, doc="Whether this is a language model's data.")
@@ -212,9 +213,9 @@ class InferenceTextData:
     c = property(lambda self: None if self.is_lm else len(self.categories), doc="The number of classes.")
 
     def test_dl(self, texts, bs: int | None = None) -> SortedDL:
-        "Batches of `texts`, in their order, tokenized with the default rules and numbered with this vocab."
+        "Batches of `texts`, in their order, tokenized as the training data was and numbered with this vocab."
         if isinstance(texts, str): texts = [texts]
-        store = TextBlock(backwards=self.backwards).tokenize_texts(texts).numericalize(self.tokens)
+        store = self.text_block.tokenize_texts(texts).numericalize(self.tokens)
         return SortedDL(store, bs=bs or self.bs, seq_len=self.seq_len, keep_order=True, backwards=self.backwards,
                         device=self.device)
 
@@ -222,14 +223,18 @@ class InferenceTextData:
         "The tokens of `ids` joined by spaces, padding dropped."
         return ' '.join(self.tokens[i] for i in ids.tolist() if i != self.pad_idx)
 
-def load_text_learner(fname: str | Path, cpu: bool = True) -> TextLearner:
-    "Load a text learner written by `export()`: an `LMLearner` or a `TextClassifierLearner`, ready to `predict`."
+def load_text_learner(fname: str | Path, cpu: bool = True, rules: list | None = None) -> TextLearner:
+    "Load a text learner written by `export()`: an `LMLearner` or a `TextClassifierLearner` that tokenizes as before."
     base = load_learner(fname, cpu=cpu)
+    if not base.model.build_record['builder'].startswith('awd_lstm'): return base      # not a text model
     info, vocab = base.dls, base.dls.vocab
     is_lm = bool(getattr(info, 'is_lm', not (len(vocab) == 2 and isinstance(vocab[0], list))))
     tokens, categories = (vocab, None) if is_lm else (vocab[0], vocab[1])
-    data = InferenceTextData(tokens, categories, seq_len=int(getattr(info, 'seq_len', 72) or 72),
-                             backwards=bool(getattr(info, 'backwards', False)), device=info.device)
+    backwards = bool(getattr(info, 'backwards', False))
+    spec = getattr(info, 'tokenizer', None)          # exports older than this setting tokenized with the defaults
+    tok, rules = tokenizer_from_spec(spec, info.files.get('sp_model'), rules) if spec else (None, rules)
+    data = InferenceTextData(tokens, categories, seq_len=int(getattr(info, 'seq_len', 72) or 72), backwards=backwards,
+                             device=info.device, text_block=TextBlock(backwards=backwards, tok=tok, rules=rules))
     cls = LMLearner if is_lm else TextClassifierLearner
     learn = cls(data, base.model, quiet=True)
     learn.backwards = data.backwards

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from .tokenize import Tokenized, tokenize_files, tokenize_texts_to_store, make_vocab, decode_tokens
+from .tokenize import (Tokenized, tokenize_files, tokenize_texts_to_store, make_vocab, decode_tokens,
+                                 tokenizer_spec)
 
 # %% auto #0
 __all__ = ['default_device', 'LMDataLoader', 'pad_chunk', 'pad_input_chunk', 'SortedDL', 'get_files', 'get_text_files',
@@ -509,6 +510,12 @@ class TextDataLoaders:
         else: df = pd.DataFrame({'text': [text(x[i]) for i in range(n)], 'category': [self.decode_label(y[i]) for i in range(n)]})
         if not show: return df
         _show_table(df)
+
+    def export_extras(self) -> tuple[dict, dict]:
+        "What `Learner.export` must keep to tokenize new text as this data was: JSON extras, and files as bytes."
+        tb = self.text_block if self.text_block is not None else TextBlock()
+        spec, sp_model = tokenizer_spec(tb.tok, tb.rules)
+        return {'tokenizer': spec}, ({'sp_model': sp_model} if sp_model is not None else {})
 
     def test_dl(self, texts: Sequence[str], bs: int | None = None) -> SortedDL:
         "A loader of `(x,)` batches for new `texts`, in their order, tokenized and numbered as the training data."

@@ -961,8 +961,12 @@ class Learner:
                              "mark it with record_build(model, builder_name, **config)")
         extras = {k: getattr(self.dls, k) for k in ('is_lm', 'c', 'seq_len', 'backwards') if hasattr(self.dls, k)}
         extras = {k: (v.item() if hasattr(v, 'item') else v) for k, v in extras.items()}   # numpy ints -> JSON
+        # the data may have more to keep (a text task: its tokenizer and rules, by name, and a SentencePiece model)
+        more, files = self.dls.export_extras() if hasattr(self.dls, 'export_extras') else ({}, {})
+        extras.update(more)
         state = {'format': 'ulmfit_lit.export/1', 'builder': rec['builder'], 'config': json.dumps(rec['config']),
                  'vocab': json.dumps(getattr(self.dls, 'vocab', None)), 'extras': json.dumps(extras),
+                 'files': {k: torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in files.items()},
                  'model': {k: v.cpu() for k, v in model.state_dict().items()}}
         return atomic_save(state, self.path / fname)
 
@@ -1002,4 +1006,5 @@ def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
     record_build(model, state['builder'], **json.loads(state['config']))
     model.to(device).eval()
     dls = InferenceData(json.loads(state['vocab']), device, **json.loads(state['extras']))
+    dls.files = {k: bytes(v.cpu().numpy()) for k, v in state.get('files', {}).items()}   # e.g. a SentencePiece model
     return Learner(dls, model, quiet=True)

@@ -7,7 +7,8 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'replace_rep', 'replace_wrep', 'spec_add_spaces', 'rm_useless_spaces', 'replace_all_caps', 'replace_maj',
            'lowercase', 'replace_space', 'SpacyTokenizer', 'Tokenizer', 'TokenStore', 'Tokenized',
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
-           'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer']
+           'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer', 'tokenizer_spec',
+           'tokenizer_from_spec']
 
 # %% ../nbs/01_tokenize.ipynb #a73c8ace
 import re, os, gc, html, json, time, shutil, hashlib, inspect, operator, multiprocessing
@@ -858,3 +859,42 @@ class SentencePieceTokenizer:
         return dict(cls='SentencePieceTokenizer', sp_model=str(self.sp_model), lang=self.lang)
 
     def __getstate__(self): return {**self.__dict__, '_sp': None}
+
+# %% ../nbs/01_tokenize.ipynb #ddad20ed
+def _rule_functions() -> dict:
+    "This module's text rules by name: the ones an exported learner may name and get back."
+    return {f.__name__: f for f in (fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_useless_spaces,
+                                    replace_all_caps, replace_maj, lowercase, replace_space)}
+
+def tokenizer_spec(tok=None, rules: list[Callable] | None = None) -> tuple[dict, bytes | None]:
+    "A JSON-able description of a tokenizer and its rules (no code), and the SentencePiece model's bytes if it has one."
+    rules = defaults.text_proc_rules if rules is None else rules
+    known = _rule_functions()
+    names = [r.__name__ if known.get(getattr(r, '__name__', None)) is r
+             else f"custom:{getattr(r, '__module__', '?')}.{getattr(r, '__qualname__', repr(r))}" for r in rules]
+    if tok is None or isinstance(tok, type): tok = (tok or WordTokenizer)()
+    if isinstance(tok, SentencePieceTokenizer):
+        if tok.sp_model is None: raise ValueError("tokenizer_spec: the SentencePiece model is not trained yet (call setup)")
+        spec = dict(kind='sentencepiece', lang=tok.lang, special_toks=tok.special_toks)
+        return dict(spec, rules=names), Path(tok.sp_model).read_bytes()
+    if isinstance(tok, SpacyTokenizer):
+        return dict(kind='spacy', lang=tok.lang, special_toks=tok.special_toks, rules=names), None
+    raise ValueError(f"tokenizer_spec: cannot describe a {type(tok).__name__}; export supports SpacyTokenizer and "
+                     "SentencePieceTokenizer")
+
+def tokenizer_from_spec(spec: dict, sp_model: bytes | None = None, rules: list[Callable] | None = None) -> tuple:
+    "The (tokenizer, rules) that `tokenizer_spec` described; custom rules must be passed back as `rules`."
+    custom = [n for n in spec['rules'] if n.startswith('custom:')]
+    if rules is None:
+        if custom: raise ValueError(f"This learner was exported with custom text rules {[n[7:] for n in custom]}; "
+                                    "pass them (all the rules, in order) as rules=[...].")
+        rules = [_rule_functions()[n] for n in spec['rules']]
+    if spec['kind'] == 'spacy': return SpacyTokenizer(spec['lang'], spec['special_toks']), list(rules)
+    if spec['kind'] != 'sentencepiece' or sp_model is None:
+        raise ValueError(f"Unknown or incomplete tokenizer description {spec.get('kind')!r}")
+    h = hashlib.sha256(sp_model).hexdigest()[:16]
+    file = _home()/'sentencepiece'/f'exported-{h}'/'spm.model'        # the same bytes always land in the same file
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f'.spm.{os.getpid()}.tmp'); tmp.write_bytes(sp_model); tmp.replace(file)
+    return SentencePieceTokenizer(spec['lang'], spec['special_toks'], sp_model=file), list(rules)
