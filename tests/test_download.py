@@ -133,7 +133,7 @@ def test_interrupted_download_keeps_nothing(home, server):
     _Handler.payload, _Handler.send_only = b'z' * 100000, 50000
     url = f'http://127.0.0.1:{server.server_port}/broken.tgz'
     dest = home/'archive'/'broken.tgz'
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match='stopped at 50000 of 100000 bytes'):
         download_url(url, dest, show_progress=False)
     assert not dest.exists()
     assert not list((home/'archive').glob('.broken.tgz.download-*'))

@@ -206,10 +206,12 @@ def test_load_rejects_non_checkpoints_and_pickled_code(tmp_path):
     (tmp_path/'models').mkdir()
     torch.save(torch.zeros(3), tmp_path/'models'/'t.pth')
     with pytest.raises(ValueError, match='not a Learner checkpoint'): learn.load('t')
+    marker = tmp_path/'pwned'
     class Evil:
-        def __reduce__(self): return (os.system, ('echo pwned',))
+        def __reduce__(self): return (os.system, (f'touch {marker}',))
     with open(tmp_path/'models'/'evil.pth', 'wb') as f: pickle.dump({'model': Evil()}, f, protocol=2)
-    with pytest.raises(Exception): learn.load('evil')                # weights_only=True refuses code
+    with pytest.raises(pickle.UnpicklingError): learn.load('evil')   # weights_only=True refuses code...
+    assert not marker.exists()                                        # ...and the payload never ran
     with pytest.raises(FileNotFoundError, match='t.pth'): learn.load('missing')
 
 def test_export_and_load_learner(tmp_path):

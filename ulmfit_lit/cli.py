@@ -277,7 +277,7 @@ def _pretrained_arg(value: str) -> bool | str:
 
 def _cmd_train(args) -> None:
     source = Path(args.source)
-    if not source.exists(): raise FileNotFoundError(f"{source} does not exist: pass a data folder or a CSV file.")
+    if not source.exists(): raise FileNotFoundError(f"{source} is neither a folder nor a .csv file: it does not exist.")
     name = resolve_pretrained(_pretrained_arg(args.pretrained))
     lm_config, clas_config = model_configs(args.size, name)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
