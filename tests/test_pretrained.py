@@ -125,3 +125,16 @@ def test_pretrain_refuses_a_checkpoint_made_with_other_settings(tiny_unsup, tmp_
     _pretrain(tiny_unsup, tmp_path/'o', '--stop-after', '5', check=True)
     r = _pretrain(tiny_unsup, tmp_path/'o', '--lr', '0.01')
     assert r.returncode != 0 and 'was made with' in r.stderr and 'another out folder' in r.stderr
+
+
+def test_default_pretrained_prefers_wikitext103_when_it_is_there(home, capsys):
+    from ulmfit_lit.download import archive_path
+    from ulmfit_lit.language_model import resolve_pretrained
+    assert resolve_pretrained(True) == 'imdb'
+    assert "imdb_lm, the course IMDb model" in capsys.readouterr().err
+    archive_path(URLs.WT103_FWD).parent.mkdir(parents=True, exist_ok=True)
+    archive_path(URLs.WT103_FWD).write_bytes(b'')            # only its presence matters for the choice
+    assert resolve_pretrained(True) == 'wt103'
+    assert 'WikiText-103' in capsys.readouterr().err
+    assert resolve_pretrained(False) is None and resolve_pretrained('none') is None
+    with pytest.raises(ValueError, match="'wt103', 'imdb'"): resolve_pretrained('wikipedia')
