@@ -112,8 +112,9 @@ def test_pretrain_command_resumes_after_a_stop_and_a_kill(tiny_unsup, tmp_path):
     while not (out/'pretrain_state.pt').exists() and time.time() < deadline: time.sleep(0.05)
     time.sleep(0.3)
     p.send_signal(signal.SIGKILL); p.wait()
-    assert not list(out.glob('.*.tmp'))                      # no half-written checkpoint left behind
+    torch.load(out/'pretrain_state.pt', weights_only=True)   # the checkpoint is whole (a kill can only strand a .tmp)
     _pretrain(tiny_unsup, out, check=True)
+    assert not list(out.glob('.*.tmp'))                      # the resumed run cleared what the kill left half-written
     for d in ('stop', 'kill'):                               # bit for bit the run that was never interrupted
         a, b = (torch.load(tmp_path/x/'imdb_lm.pth', weights_only=True) for x in ('whole', d))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), d
@@ -138,3 +139,16 @@ def test_default_pretrained_prefers_wikitext103_when_it_is_there(home, capsys):
     assert 'WikiText-103' in capsys.readouterr().err
     assert resolve_pretrained(False) is None and resolve_pretrained('none') is None
     with pytest.raises(ValueError, match="'wt103', 'imdb'"): resolve_pretrained('wikipedia')
+
+
+def test_seed_tutorial_opening_lines(imdb_home, monkeypatch):
+    "fastai's text tutorial opens with these lines; they run verbatim after `from ulmfit_lit.all import *`."
+    monkeypatch.setenv('ULMFIT_LIT_HOME', str(imdb_home))
+    ns = {}
+    exec("from ulmfit_lit.all import *\n"
+         "path = untar_data(URLs.IMDB)\n"
+         "listing = path.ls()\n"
+         "train_listing = (path/'train').ls()\n", ns)
+    assert {'train', 'test', 'unsup'} <= {p.name for p in ns['listing']}
+    assert {'neg', 'pos'} <= {p.name for p in ns['train_listing']}
+    assert repr(ns['train_listing']).startswith(f"(#{len(ns['train_listing'])}) [Path(")

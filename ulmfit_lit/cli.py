@@ -206,10 +206,13 @@ def run_demo(lm_epochs: int = 1, seed: int = 42, pretrained: bool | str = True, 
         results['bag of words (NB logistic regression, bigrams)'] = (bow_baseline(dls), time.time() - t)
     print(f"{'validation accuracy (same 200 reviews)':<48} {'acc':>5} {'time':>6}", file=out)
     for label, (acc, secs) in results.items(): print(f"{label:<48} {acc:5.3f} {secs:5.0f}s", file=out)
+    counts = np.bincount(dls.valid.labels)
+    print(f"{'always the most common label (' + dls.vocab[1][counts.argmax()] + ')':<48} "
+          f"{counts.max() / counts.sum():5.3f}", file=out)
     learn = learners[runs[0][0]]
-    for text in DEMO_REVIEWS:
+    for text, label in zip(DEMO_REVIEWS, DEMO_LABELS):
         cat, _, probs = learn.predict(text)
-        print(f"{cat:>9} ({float(probs.max()):.2f})  {text}", file=out)
+        print(f"{cat:>9} ({float(probs.max()):.2f}) {'right' if cat == label else 'WRONG'}  {text}", file=out)
     print(f"# done in {time.time() - t0:.0f} s", file=out)
     return {label: acc for label, (acc, _) in results.items()}
 

@@ -369,6 +369,7 @@ def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None,
     gen = torch.Generator().manual_seed(config['seed'])
     step, seconds, history = 0, 0., []
     ckpt = out/'pretrain_state.pt'     # not .pth: the folder's one .pth is the finished model
+    for stale in out.glob('.pretrain_state.pt.*.tmp'): stale.unlink()   # half-written by a run that was killed
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
         if state['config'] != config:

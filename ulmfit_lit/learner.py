@@ -983,14 +983,15 @@ class Learner:
         rank = dist.get_rank()
         if dev.type == 'cuda': torch.cuda.set_device(dev)
         old = self.model, self.dls, self.quiet, self.dls.device
-        self.dls.to(dev); self.model.to(dev)
+        if hasattr(self.dls, 'to'): self.dls.to(dev)       # this process's batches on this process's device
+        self.model.to(dev)
         # the optimizer keeps working: DDP wraps the same parameter objects and averages their gradients in backward
         self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
         self.dls, self.quiet = DistributedDataLoaders(self.dls, rank, world), self.quiet or rank != 0
         try: yield self
         finally:
             self.model, self.dls, self.quiet, device = old
-            self.dls.to(device)
+            if hasattr(self.dls, 'to'): self.dls.to(device)
             if created: dist.destroy_process_group()
 
 def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
