@@ -353,11 +353,17 @@ class ProgressCallback(Callback):
         self.show_table = getattr(learn, 'show_table', True)
         if not self._active(learn): return
         self.names = learn.recorder.metric_names
-        if self.notebook:
-            from IPython.display import display, HTML
-            self.bar_handle = display(HTML(''), display_id=True)
-            self.table_handle = display(HTML(html_table(self.names, [])), display_id=True) if self.show_table else None
+        # In a notebook, one output holds the table and, under it while a phase runs, the bar: when the fit ends the
+        # page keeps the table (or, with no table, the finished bar), never an empty output.
+        self.handle, self.bar = None, ''
+        if self.notebook: self._show()
         elif self.show_table: print(text_table_row(self.names), flush=True)
+    def _show(self):
+        from IPython.display import display, HTML
+        content = (html_table(self.names, self.rows) if self.show_table else '') + self.bar
+        if not content: return
+        if self.handle is None: self.handle = display(HTML(content), display_id=True)
+        else: self.handle.update(HTML(content))
     def before_train(self, learn): self.t_phase = time.time()
     def before_validate(self, learn): self.t_phase = time.time()
     def after_batch(self, learn):
@@ -372,16 +378,15 @@ class ProgressCallback(Callback):
         loss = getattr(learn, 'smooth_loss', None) if learn.training else None
         info += f' {loss:.4f}]' if loss is not None else ']'
         if self.notebook:
-            from IPython.display import HTML
-            self.bar_handle.update(HTML(f"<div><progress value='{i}' max='{n}' style='width:300px; height:20px; "
-                                        f"vertical-align: middle;'></progress> {html.escape(info)}</div>"))
+            self.bar = (f"<div><progress value='{i}' max='{n}' style='width:300px; height:20px; "
+                        f"vertical-align: middle;'></progress> {html.escape(info)}</div>")
+            self._show()
         elif sys.stderr.isatty():
             done = int(30 * i / n)
             sys.stderr.write(f"\r|{'█'*done}{' '*(30-done)}| {info}"); sys.stderr.flush()
     def _clear_bar(self):
         if self.notebook:
-            from IPython.display import HTML
-            self.bar_handle.update(HTML(''))
+            if self.show_table and self.bar: self.bar = ''; self._show()   # with no table, the finished bar stays
         elif sys.stderr.isatty(): sys.stderr.write('\r' + ' '*100 + '\r'); sys.stderr.flush()
     def after_train(self, learn):
         if self._active(learn): self._clear_bar()
@@ -392,9 +397,7 @@ class ProgressCallback(Callback):
         row = format_row(learn.epoch, rec.values[-1], rec.epoch_time)
         self.rows.append(row)
         if not self._active(learn) or not self.show_table: return
-        if self.notebook:
-            from IPython.display import HTML
-            self.table_handle.update(HTML(html_table(self.names, self.rows)))
+        if self.notebook: self._show()
         else: print(text_table_row(row, self.names), flush=True)
     def after_fit(self, learn):
         if self._active(learn): self._clear_bar()
