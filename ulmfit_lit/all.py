@@ -2,6 +2,7 @@
 
 Written by hand (not exported): each chapter's module adds its public names through its own `__all__`.
 """
+from functools import partial   # the tutorial's DataBlock code uses `partial(get_text_files, folders=...)`
 from .download import *
 from .tokenize import *
 from .data import *

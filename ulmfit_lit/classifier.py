@@ -27,10 +27,6 @@ from .language_model import (TextLearner, LMLearner, _encoder, pretrained_files,
 __all__ = ['TextClassifierLearner', 'text_classifier_learner', 'ClassificationInterpretation', 'word_importance',
            'show_importance', 'ensemble_preds', 'InferenceTextData', 'load_text_learner']
 
-# %% ../nbs/06_classifier.ipynb #7fb95a09
-__all__ = ['TextClassifierLearner', 'text_classifier_learner', 'ClassificationInterpretation', 'word_importance',
-           'show_importance', 'ensemble_preds', 'InferenceTextData', 'load_text_learner']
-
 # %% ../nbs/06_classifier.ipynb #05934214
 def _clas_builder(vocab_sz: int, n_class: int, seq_len: int, config: dict, lin_ftrs: list | None, ps: list | None,
                   max_len: int) -> nn.Module:

@@ -32,9 +32,6 @@ __all__ = ['SIZES', 'DEMO_REVIEWS', 'DEMO_LABELS', 'PRETRAINED_HELP', 'model_con
            'dls_from_source', 'bow_baseline', 'ulmfit_pipeline', 'run_demo', 'write_model_card', 'pack_pretrained',
            'main']
 
-# %% ../nbs/07_cli.ipynb #5f44afb0
-__all__ = ['SIZES', 'model_configs', 'fine_tune_lm', 'train_classifier', 'dls_from_source', 'run_demo', 'main', 'write_model_card', 'pack_pretrained', 'DEMO_REVIEWS', 'DEMO_LABELS', 'bow_baseline', 'ulmfit_pipeline']
-
 # %% ../nbs/07_cli.ipynb #bade72ce
 SIZES = {'default': {}, 'small': dict(emb_sz=96, n_hid=192, n_layers=2)}
 

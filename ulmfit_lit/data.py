@@ -15,15 +15,9 @@ from .tokenize import (Tokenized, tokenize_files, tokenize_texts_to_store, make_
                                  tokenizer_spec)
 
 # %% auto #0
-__all__ = ['default_device', 'LMDataLoader', 'pad_chunk', 'pad_input_chunk', 'SortedDL', 'get_files', 'get_text_files',
-           'parent_label', 'GrandparentSplitter', 'RandomSplitter', 'ColSplitter', 'ColReader', 'TextBlock',
-           'CategoryBlock', 'DataBlock', 'TextDataLoaders']
-
-# %% ../nbs/02_data.ipynb #07131120
-__all__ = ['default_device', 'LMDataLoader', 'pad_chunk', 'pad_input_chunk', 'SortedDL', 'get_files', 'get_text_files',
-           'parent_label', 'GrandparentSplitter', 'RandomSplitter', 'ColSplitter', 'ColReader', 'TextBlock',
-           'CategoryBlock', 'DataBlock', 'TextDataLoaders',
-           'partial']   # re-exported: the tutorial's DataBlock code uses `partial(get_text_files, folders=...)`
+__all__ = ['default_device', 'reverse_text', 'LMDataLoader', 'pad_chunk', 'pad_input_chunk', 'SortedDL', 'get_files',
+           'get_text_files', 'parent_label', 'GrandparentSplitter', 'RandomSplitter', 'ColSplitter', 'ColReader',
+           'TextBlock', 'CategoryBlock', 'DataBlock', 'TextDataLoaders']
 
 # %% ../nbs/02_data.ipynb #33f675a6
 def default_device() -> torch.device:
@@ -44,6 +38,11 @@ def _ids_and_offsets(docs) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum([len(a) for a in arrays], out=offsets[1:])
     ids = np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, dtype=np.int64)
     return ids, offsets
+
+# %% ../nbs/02_data.ipynb #1610056d
+def reverse_text(x: torch.Tensor) -> torch.Tensor:
+    "One text's token ids `x` (n,) read from the end, as fastai's `reverse_text` (backwards models read them so)."
+    return x.flip(0)
 
 # %% ../nbs/02_data.ipynb #9af0c2a8
 class LMDataLoader:

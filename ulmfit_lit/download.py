@@ -20,9 +20,6 @@ from pathlib import Path
 __all__ = ['MAX_UNPACKED', 'KNOWN_CHECKS', 'PACKAGED_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'PathList', 'DataPath',
            'safe_extract', 'download_url', 'untar_data']
 
-# %% ../nbs/00_download.ipynb #d6fd10f2
-__all__ = ['URLs', 'ulmfit_home', 'archive_path', 'untar_data', 'download_url', 'safe_extract', 'KNOWN_CHECKS', 'DataPath', 'PathList', 'PACKAGED_CHECKS']
-
 # %% ../nbs/00_download.ipynb #3cab9eb8
 class URLs:
     "Download addresses of the datasets and pretrained models the course uses (fastai's addresses)."

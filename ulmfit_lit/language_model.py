@@ -29,14 +29,9 @@ from .learner import (Learner, Adam, ModelResetter, RNNRegularizer, CrossEntropy
 
 # %% auto #0
 __all__ = ['IMDB_LM_SHA256', 'PRETRAIN_CONFIG', 'TextLearner', 'sample_next', 'LMStepper', 'generate_ids', 'default_pretrained',
-           'resolve_pretrained', 'pretrained_files', 'pretrained_sizes', 'LMLearner', 'language_model_learner',
-           'sampled_softmax_loss', 'unsup_corpus', 'evaluate_lm', 'pretrain_lm', 'save_lm_files']
-
-# %% ../nbs/05_language_model.ipynb #c2531950
-__all__ = ['TextLearner', 'LMLearner', 'language_model_learner', 'sample_next', 'LMStepper', 'generate_ids',
-           'pretrained_files',
-           'sampled_softmax_loss', 'PRETRAIN_CONFIG', 'unsup_corpus', 'evaluate_lm', 'pretrain_lm', 'save_lm_files',
-           'IMDB_LM_SHA256', 'default_pretrained', 'resolve_pretrained', 'pretrained_sizes']
+           'resolve_pretrained', 'pretrained_files', 'pretrained_sizes', 'load_ignore_keys', 'LMLearner',
+           'language_model_learner', 'sampled_softmax_loss', 'unsup_corpus', 'evaluate_lm', 'pretrain_lm',
+           'save_lm_files']
 
 # %% ../nbs/05_language_model.ipynb #2be95f0a
 def _encoder(model: nn.Module) -> nn.Module:
@@ -240,6 +235,19 @@ def _lm_builder(vocab_sz: int, config: dict) -> nn.Module:
     return get_language_model(AWD_LSTM, vocab_sz, config)
 
 register_model_builder('awd_lstm_lm', _lm_builder)
+
+# %% ../nbs/05_language_model.ipynb #7db3e855
+def load_ignore_keys(model: nn.Module, wgts: dict) -> nn.Module:
+    "Load `wgts` into `model` by position, ignoring the keys' names (fastai's `load_ignore_keys`); sizes checked first."
+    own = model.state_dict()
+    if len(own) != len(wgts):
+        raise ValueError(f"load_ignore_keys: the model has {len(own)} tensors, the weights {len(wgts)}; they cannot pair up.")
+    for (k1, v1), (k2, v2) in zip(own.items(), wgts.items()):
+        if v1.shape != v2.shape:
+            raise ValueError(f"load_ignore_keys: {k1!r} is {tuple(v1.shape)} but its partner {k2!r} is {tuple(v2.shape)}; "
+                             "nothing was loaded.")
+    model.load_state_dict({k: v for k, v in zip(own, wgts.values())})
+    return model
 
 # %% ../nbs/05_language_model.ipynb #05b90413
 class LMLearner(TextLearner):

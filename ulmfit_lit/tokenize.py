@@ -8,7 +8,7 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'lowercase', 'replace_space', 'SpacyTokenizer', 'Tokenizer', 'TokenStore', 'Tokenized',
            'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files', 'tokenize_folder', 'tokenize_df',
            'tokenize_csv', 'make_vocab', 'Numericalize', 'decode_tokens', 'SentencePieceTokenizer', 'tokenizer_spec',
-           'tokenizer_from_spec']
+           'tokenizer_from_spec', 'BaseTokenizer', 'tokenize1', 'decode_spec_tokens']
 
 # %% ../nbs/01_tokenize.ipynb #a73c8ace
 import re, os, gc, html, json, time, shutil, hashlib, inspect, operator, multiprocessing
@@ -898,3 +898,33 @@ def tokenizer_from_spec(spec: dict, sp_model: bytes | None = None, rules: list[C
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f'.spm.{os.getpid()}.tmp'); tmp.write_bytes(sp_model); tmp.replace(file)
     return SentencePieceTokenizer(spec['lang'], spec['special_toks'], sp_model=file), list(rules)
+
+# %% ../nbs/01_tokenize.ipynb #0fde1643
+class BaseTokenizer:
+    "fastai's simplest tokenizer: split each text on `split_char`."
+    def __init__(self, split_char: str = ' '): self.split_char = split_char
+    def __call__(self, items: Iterable[str]):
+        "A generator of the token lists of `items`."
+        return (t.split(self.split_char) for t in items)
+
+def tokenize1(text: str, tok=None, rules: list[Callable] | None = None,
+              post_rules: list[Callable] | None = None) -> list[str]:
+    "The tokens of one text, as fastai's `tokenize1`: `rules` on the text, `tok`, then `post_rules` on each token."
+    tok = WordTokenizer() if tok is None else (tok() if isinstance(tok, type) else tok)
+    rules = defaults.text_proc_rules if rules is None else rules
+    post_rules = defaults.text_postproc_rules if post_rules is None else post_rules
+    return [_apply_rules(t, post_rules) for t in next(iter(tok([_apply_rules(text, rules)])))]
+
+def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
+    "Undo the rules' special tokens in a token list: xxmaj and xxup on the next word, xxrep and xxwrep with their count."
+    out, i = [], 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t in (TK_MAJ, TK_UP) and i + 1 < len(tokens):
+            w = tokens[i + 1]
+            out.append(w.upper() if t == TK_UP else w[:1].upper() + w[1:]); i += 2
+        elif t in (TK_REP, TK_WREP) and i + 2 < len(tokens) and tokens[i + 1].isdigit():
+            n, w = int(tokens[i + 1]), tokens[i + 2]
+            out += [w * n] if t == TK_REP else [w] * n; i += 3
+        else: out.append(t); i += 1
+    return out
