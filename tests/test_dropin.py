@@ -312,3 +312,17 @@ def test_exported_learner_tokenizes_and_predicts_as_before_export(home, tmp_path
         after = loaded.get_preds(dl=loaded.dls.test_dl(texts))[0]
         assert torch.allclose(before, after, atol=1e-6), name
         assert loaded.predict(texts[0])[0] == learn.predict(texts[0])[0]
+
+
+def test_lm_predict_prints_tokens_as_fastai_and_takes_a_seed(sample):
+    from ulmfit_lit.tokenize import decode_tokens, decode_spec_tokens
+    _, dls_lm, _ = sample
+    torch.manual_seed(0)
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False, quiet=True)
+    out = lm.predict("This movie, I think.", n_words=0)
+    assert out == 'This movie , i think .'                                 # fastai's: tokens joined by spaces
+    assert lm.predict("This movie, I think.", n_words=0, decoder=decode_tokens) == 'This movie, i think.'
+    a, b = (lm.predict('The film', n_words=8, temperature=1., seed=3) for _ in range(2))
+    assert a == b and a.startswith('The film ')
+    assert len({lm.predict('The film', n_words=8, temperature=1., seed=s) for s in range(4)}) > 1
+    assert lm.predict('The film', n_words=4, only_last_word=True, temperature=0) == lm.predict('The film', n_words=4, temperature=0)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .download import URLs, untar_data, archive_path
-from .tokenize import decode_tokens, tokenize_folder, make_vocab
+from .tokenize import decode_tokens, decode_spec_tokens, tokenize_folder, make_vocab
 from .data import LMDataLoader
 from .awd_lstm import (AWD_LSTM, LinearDecoder, model_meta, awd_lstm_lm_config, get_language_model, load_pretrained_lm, clean_raw_keys,
                                  check_state_dict)
@@ -253,14 +253,19 @@ def load_ignore_keys(model: nn.Module, wgts: dict) -> nn.Module:
 class LMLearner(TextLearner):
     "A `TextLearner` for language models: it generates text with `predict`."
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.,
-                min_p: float | None = None, only_last_word: bool = False, refeed: bool = False) -> str:
-        "Continue `text` with `n_words` words (temperature 0: always the most likely word); return the whole text."
+                min_p: float | None = None, no_bar: bool = False, decoder=decode_spec_tokens,
+                only_last_word: bool = False, refeed: bool = False, seed: int | None = None) -> str:
+        "Continue `text` with `n_words` words (temperature 0: always the most likely); the tokens through `decoder`, joined by spaces."
+        # fastai's `only_last_word` feeds the model just the newest word; our generation always does (`refeed=True` re-reads
+        # the whole text instead); `no_bar` is accepted for fastai's signature: there is no bar to hide.
         tokens = self._tokens()
         ids = torch.as_tensor(self.dls.test_dl([text]).doc(0).astype('int64'), device=self.dls.device)
-        new = generate_ids(self.model, ids, n_words, temperature, no_unk, tokens.index('xxunk'), min_p, refeed)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        new = generate_ids(self.model, ids, n_words, temperature, no_unk, tokens.index('xxunk'), min_p, refeed, gen)
         words = [tokens[i] for i in ids.tolist() + new if tokens[i] not in ('xxbos', 'xxpad')]
         if getattr(self, 'backwards', False): words = words[::-1]
-        return decode_tokens(words)
+        out = decoder(words)
+        return out if isinstance(out, str) else ' '.join(out)   # fastai's output: the tokens joined by spaces
 
     def save_pretrained(self, wgts_name: str = 'lm_wgts', vocab_name: str = 'lm_vocab') -> tuple[Path, Path]:
         "Save the LM in the WikiText-103 layout: `wgts_name.pth` (state dict) and `vocab_name.pkl` (list of words)."
