@@ -149,6 +149,10 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
     r4 = _cli('generate', result['language_model'], 'The film', '--n-words', '5', '--temperature', '0')
     assert r4.returncode == 0, r4.stderr[-2000:]
     assert r4.stdout.lower().startswith('the film')
+    r5, r6 = (_cli('generate', result['language_model'], 'The film', '--n-words', '6', '-n', '3', '--seed', '7')
+              for _ in range(2))
+    lines = r5.stdout.strip().splitlines()
+    assert r5.returncode == 0 and len(lines) == 3 and r5.stdout == r6.stdout   # 3 continuations, the same each run
 
 
 def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):

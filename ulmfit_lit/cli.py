@@ -318,8 +318,9 @@ def _cmd_predict(args) -> None:
 def _cmd_generate(args) -> None:
     from ulmfit_lit.all import load_text_learner
     learn = load_text_learner(args.model)
-    for _ in range(args.n):
-        print(learn.predict(args.prompt, n_words=args.n_words, temperature=args.temperature))
+    for k in range(args.n):           # with --seed, continuation k draws from seed + k: the same lines every run
+        seed = None if args.seed is None else args.seed + k
+        print(learn.predict(args.prompt, n_words=args.n_words, temperature=args.temperature, seed=seed))
 
 PRETRAINED_HELP = ("auto (WikiText-103 if its archive is in ~/.ulmfit_lit/archive, else the course's IMDb model), "
                    "wt103, imdb, none (random weights) or a folder holding one .pth and one .pkl (fastai's layout)")
@@ -370,6 +371,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument('model', help='lm_export.pth written by train'); g.add_argument('prompt')
     g.add_argument('--n-words', type=int, default=40); g.add_argument('--temperature', type=float, default=0.75)
     g.add_argument('-n', type=int, default=1, help='how many continuations')
+    g.add_argument('--seed', type=int, default=None, help='make the sampling reproducible')
     g.set_defaults(func=_cmd_generate)
     return p
 
