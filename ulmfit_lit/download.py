@@ -133,7 +133,9 @@ KNOWN_CHECKS: dict[str, tuple[int, str]] = {
     'https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz': (144440600, '90f9b1c4ff43a90d67553c9240dc0249'),
     'https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz': (571827, '0842e61a9867caa2e6fbdb14fa703d61'),
 }
-PACKAGED_CHECKS: dict[str, tuple[int, str]] = {}   # filled for the shipped language model (tools/pretrained_checks.py)
+PACKAGED_CHECKS: dict[str, tuple[int, str]] = {   # the shipped language model (tools/pretrained_checks.py)
+    URLs.IMDB_LM: (15437909, '5640bcb69dcbbcea7e3cf23c4d14d6f5a0b7191c0c22fc393d492907127cf75a'),
+}
 
 def _sha256(path: Path, chunk: int = 1 << 20, algo: str = 'sha256') -> str:
     "The sha256 (or `algo`) hex digest of the file at `path`."

@@ -162,7 +162,8 @@ def _generate(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, 
 
 # %% ../nbs/05_language_model.ipynb #44fffb20
 # sha256 of the files of the language model that ships with the course (`URLs.IMDB_LM`); `make pretrain` prints them
-IMDB_LM_SHA256 = {'imdb_lm.pth': None, 'imdb_lm.pkl': None}
+IMDB_LM_SHA256 = {'imdb_lm.pth': '3b5e7e9afeeb3df61b9601fbe9d1261429155d62e6a5c2a248f7a502f78afa0e',
+                  'imdb_lm.pkl': '76336b889eda444bc172fc4795e317090245d439cafd644cefa74eb4bcfb4039'}
 
 def _sha256_file(path: Path) -> str:
     import hashlib
