@@ -139,10 +139,10 @@ def generate_ids(model: nn.Module, ids: torch.Tensor, n_words: int, temperature:
                          f"{tuple(ids.shape)}; LMLearner.predict starts every prompt with xxbos.")
     was_training = model.training
     model.eval(); model.reset()
-    try: return _generate(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator)
+    try: return _generation_loop(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator)
     finally: model.train(was_training)       # predict leaves the model in the mode it found it in
 
-def _generate(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator) -> list[int]:
+def _generation_loop(model, ids, n_words, temperature, no_unk, unk_idx, min_p, refeed, generator) -> list[int]:
     "The loop of `generate_ids`, on a model in eval mode."
     stepper = LMStepper(model) if not refeed and _is_awd_lm(model) else None
     if stepper is not None: logits = stepper.start(ids)                      # (vocab,)
