@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .download import URLs, untar_data
+from .download import URLs, untar_data, _sha256
 from .data import TextDataLoaders
 from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
 from .learner import accuracy, Perplexity, set_seed
@@ -231,10 +231,6 @@ def _machine() -> str:
     try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
     except (OSError, StopIteration): pass
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({'GPU' if torch.cuda.is_available() else 'CPU'})"
-
-def _sha256(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 def write_model_card(result: dict, out: str | Path, commit: str | None = None) -> Path:
     "Write `model_card.json` for a finished `pretrain_lm` run in `out`: data, config, results, time, machine, code, sha256."

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .download import URLs, untar_data, archive_path
+from .download import URLs, untar_data, archive_path, _sha256   # one streaming sha256 for the package
 from .tokenize import decode_tokens, decode_spec_tokens, tokenize_folder, make_vocab
 from .data import LMDataLoader
 from .awd_lstm import (AWD_LSTM, LinearDecoder, model_meta, awd_lstm_lm_config, get_language_model, load_pretrained_lm, clean_raw_keys,
@@ -165,13 +165,6 @@ def _generation_loop(model, ids, n_words, temperature, no_unk, unk_idx, min_p, r
 IMDB_LM_SHA256 = {'imdb_lm.pth': '3b5e7e9afeeb3df61b9601fbe9d1261429155d62e6a5c2a248f7a502f78afa0e',
                   'imdb_lm.pkl': '76336b889eda444bc172fc4795e317090245d439cafd644cefa74eb4bcfb4039'}
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(1 << 20): h.update(block)
-    return h.hexdigest()
-
 def default_pretrained() -> str:
     "'wt103' when fastai's WikiText-103 model is on this machine (archive or folder), else 'imdb', the course's own."
     home = archive_path(URLs.WT103_FWD)
@@ -198,7 +191,7 @@ def _imdb_lm_files() -> tuple[Path, Path]:
         expected = IMDB_LM_SHA256[f.name]
         if not f.exists():
             raise FileNotFoundError(f"{f} is missing; delete {folder} and call again to unpack it from the package.")
-        if expected is not None and (got := _sha256_file(f)) != expected:
+        if expected is not None and (got := _sha256(f)) != expected:
             raise ValueError(f"{f} does not match the shipped model: its sha256 is {got}, expected {expected}. It is "
                              f"truncated or altered; delete {folder} and call again to unpack it from the package.")
     return files
