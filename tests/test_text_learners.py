@@ -222,3 +222,41 @@ def test_export_keeps_a_backwards_classifier_backwards(sample_df, tmp_path):
     assert loaded.backwards and loaded.dls.backwards
     text = sample_df.text[0]
     assert torch.allclose(loaded.predict(text)[2], learn.predict(text)[2], atol=1e-5)
+
+
+def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp_path):
+    "`train --skip-lm` on an IMDb-layout folder: four recorded stages, a summary that a resumed run reproduces."
+    path = _imdb_like_folder(sample_df, tmp_path/'imdb')
+    r = _cli('train', str(path), '--out', str(tmp_path/'x'), '--skip-lm', '--pretrained', 'none')
+    assert r.returncode != 0 and '--skip-lm' in r.stderr and 'not none' in r.stderr
+    out = tmp_path/'out'
+    args = ('train', str(path), '--out', str(out), '--skip-lm', '--pretrained', 'imdb', '--stage-valid', '40',
+            '--clas-epochs', '1', '--bs', '16', '--baseline')
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    summary = json.loads((out/'summary.json').read_text())
+    assert result['language_model'] is None and not (out/'models'/'lm_encoder.pth').exists()   # no LM stage ran
+    assert [s['freeze_to'] for s in summary['stages']] == [-1, -2, -3, 0]
+    assert summary['n_valid'] == 120 and sum(map(sum, summary['confusion'])) == 120   # final accuracy on all of it
+    assert r.stderr.count('train_loss') == 4                              # one epoch table per stage, on stderr
+    diag = sum(summary['confusion'][i][i] for i in range(2))
+    assert abs(diag / 120 - summary['accuracy']) < 1e-6
+    counts = sample_df[sample_df.is_valid].label.value_counts()
+    assert summary['majority'] == counts.max() / 120 and 0 <= summary['baseline_accuracy'] <= 1
+    wrong = summary['most_wrong']
+    assert len(wrong) == min(10, 120 - diag) and all(w['label'] != w['predicted'] for w in wrong)
+    assert [w['probability'] for w in wrong] == sorted((w['probability'] for w in wrong), reverse=True)
+    assert all(w['text'].startswith('xxbos') for w in wrong)
+    # a run killed after its third stage: --resume trains only the last stage and reports all four
+    (out/'models'/'clas_stage4.pth').unlink()
+    first3 = summary['stages'][:3]
+    r2 = _cli(*args[:-1], '--resume')
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    again = json.loads((out/'summary.json').read_text())
+    assert again['stages'][:3] == first3 and len(again['stages']) == 4 and r2.stderr.count('train_loss') == 1
+    # resumed with nothing left to train: the same summary (every figure but the evaluation's time)
+    r3 = _cli(*args[:-1], '--resume')
+    assert r3.returncode == 0 and r3.stderr.count('train_loss') == 0
+    final = json.loads((out/'summary.json').read_text())
+    for key in ('accuracy', 'confusion', 'stages', 'most_wrong'): assert final[key] == again[key]

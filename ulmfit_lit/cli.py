@@ -20,17 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .download import URLs, untar_data, _sha256
-from .data import TextDataLoaders
-from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
+from .data import TextDataLoaders, SortedDL
+from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, load_itos
 from .learner import accuracy, Perplexity, set_seed
 from .language_model import language_model_learner, LMLearner, PRETRAIN_CONFIG, pretrain_lm
-from .language_model import resolve_pretrained, pretrained_sizes
+from .language_model import resolve_pretrained, pretrained_sizes, pretrained_files
 from .classifier import text_classifier_learner, TextClassifierLearner
 
 # %% auto #0
 __all__ = ['SIZES', 'DEMO_REVIEWS', 'DEMO_LABELS', 'PRETRAINED_HELP', 'model_configs', 'fine_tune_lm', 'train_classifier',
-           'dls_from_source', 'bow_baseline', 'ulmfit_pipeline', 'run_demo', 'write_model_card', 'pack_pretrained',
-           'main']
+           'dls_from_source', 'valid_subset', 'bow_baseline', 'ulmfit_pipeline', 'run_demo', 'write_model_card',
+           'pack_pretrained', 'run_summary', 'main']
 
 # %% ../nbs/07_cli.ipynb #bade72ce
 SIZES = {'default': {}, 'small': dict(emb_sz=96, n_hid=192, n_layers=2)}
@@ -74,22 +74,40 @@ def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float =
     return learn
 
 # %% ../nbs/07_cli.ipynb #316e4a53
+def _stage_row(learn, name: str, group: int, epochs: int, lr, seconds: float) -> dict:
+    "One line of a run's record: the stage, its schedule, its time and its last epoch's validation figures."
+    train_loss, valid_loss, *metrics = learn.recorder.values[-1]
+    row = dict(stage=name, freeze_to=group, epochs=epochs, lr=f"{lr.start:.2e}..{lr.stop:.2e}" if isinstance(lr, slice)
+               else f"{lr:.2e}", seconds=round(seconds, 1), train_loss=train_loss, valid_loss=valid_loss)
+    return dict(row, **{m.name: v for m, v in zip(learn.recorder.metrics, metrics)})
+
+def _write_json(obj, file: Path):
+    "Write `obj` as JSON to `file` atomically (a stop mid-write leaves the old file)."
+    tmp = file.with_name(f'.{file.name}.tmp')
+    tmp.write_text(json.dumps(obj, indent=1)); tmp.replace(file)
+
 def train_classifier(dls_clas, config: dict, path: Path, lr: float = 2e-2, final_epochs: int = 2,
-                     drop_mult: float = 0.5, encoder: str | None = 'lm_encoder', resume: bool = False,
-                     quiet: bool = False) -> TextClassifierLearner:
-    "Train a classifier with gradual unfreezing from the saved `encoder`; save it after each stage."
-    learn = text_classifier_learner(dls_clas, AWD_LSTM, config=config, drop_mult=drop_mult, pretrained=False,
+                     drop_mult: float = 0.5, encoder: str | None = 'lm_encoder', pretrained: str | None = None,
+                     resume: bool = False, quiet: bool = False) -> TextClassifierLearner:
+    "Gradual unfreezing from the saved `encoder` (or straight from `pretrained` LM weights); save and record each stage."
+    learn = text_classifier_learner(dls_clas, AWD_LSTM, config=config, drop_mult=drop_mult,
+                                    pretrained=pretrained if encoder is None and pretrained else False,
                                     metrics=accuracy, path=path, quiet=quiet)
     if encoder is not None: learn.load_encoder(encoder)
-    n_groups = learn.n_groups
+    record = Path(path)/'stages.json'                 # one row per finished stage: a resumed run reports them all
+    rows = json.loads(record.read_text()) if resume and record.exists() else []
     stages = [(-1, 1, lr), (-2, 1, lr / 2), (-3, 1, lr / 4), (0, final_epochs, lr / 20)]
     for i, (group, epochs, stage_lr) in enumerate(stages):
-        if -group >= n_groups: continue                       # a smaller model has fewer groups to unfreeze
+        if -group >= learn.n_groups: continue               # a smaller model has fewer groups to unfreeze
         name = f'clas_stage{i + 1}'
         if resume and _done(learn, name): learn.load(name); continue
         learn.freeze_to(group)
-        learn.fit_one_cycle(epochs, slice(stage_lr / (2.6 ** 4), stage_lr) if group != -1 else stage_lr)
+        t = time.time()
+        stage_lr = slice(stage_lr / (2.6 ** 4), stage_lr) if group != -1 else stage_lr
+        learn.fit_one_cycle(epochs, stage_lr)
         learn.save(name)
+        rows = [r for r in rows if r['stage'] != name] + [_stage_row(learn, name, group, epochs, stage_lr, time.time() - t)]
+        _write_json(rows, record)
     return learn
 
 # %% ../nbs/07_cli.ipynb #6493ddf6
@@ -110,6 +128,15 @@ def dls_from_source(source: Path, is_lm: bool, bs: int, seq_len: int = 72, valid
     if not source.is_dir(): raise FileNotFoundError(f"{source} is neither a folder nor a .csv file.")
     if is_lm: return TextDataLoaders.from_folder(source, is_lm=True, valid_pct=0.1, seed=42, bs=bs, seq_len=seq_len)
     return TextDataLoaders.from_folder(source, valid=valid, text_vocab=text_vocab, bs=bs, seq_len=seq_len)
+
+def valid_subset(dls, n: int, seed: int = 42):
+    "The same loaders with the validation set cut to a random `n` of its documents (quicker epoch tables)."
+    v = dls.valid
+    if n >= len(v.doc_idxs): return dls
+    sel = np.sort(np.random.default_rng(seed).choice(len(v.doc_idxs), n, replace=False))
+    sub = SortedDL(v, labels=v.labels[sel], bs=v.bs, seq_len=v.seq_len, doc_idxs=v.doc_idxs[sel], pad_idx=v.pad_idx,
+                   backwards=v.backwards, device=v.device)
+    return TextDataLoaders(dls.train, sub, dls.tokens, dls.categories, dls.text_block, dls.path, dls.device)
 
 # %% ../nbs/07_cli.ipynb #5612e158
 def _ngram_ids(doc: np.ndarray, vocab_sz: int) -> np.ndarray:
@@ -271,23 +298,65 @@ def _pretrained_arg(value: str) -> bool | str:
     "The --pretrained choice as `resolve_pretrained` takes it: auto -> True, none -> False, else the name or folder."
     return {'auto': True, 'none': False}.get(value, value)
 
+def _most_wrong(dls, probs: torch.Tensor, targs: torch.Tensor, k: int = 10) -> list[dict]:
+    "The `k` validation texts the classifier got wrong with the most confidence (`probs` in the loader's order)."
+    order = dls.valid.epoch_order()                   # get_preds walks the validation loader in this order
+    conf, pred = probs.max(1)
+    wrong = (pred != targs).nonzero()[:, 0]
+    worst = wrong[conf[wrong].argsort(descending=True)][:k]
+    return [dict(label=dls.categories[int(targs[j])], predicted=dls.categories[int(pred[j])],
+                 probability=round(float(conf[j]), 4), text=' '.join(dls.tokens[t] for t in dls.valid.doc(order[j])))
+            for j in worst.tolist()]
+
+def run_summary(dls, probs: torch.Tensor, targs: torch.Tensor, stages: list, seconds: dict) -> dict:
+    "What a `train` run reached: accuracy beside the majority label, confusion matrix, stage times, worst mistakes."
+    n_class = len(dls.categories)
+    conf = torch.zeros(n_class, n_class, dtype=torch.long)
+    conf.index_put_((targs, probs.argmax(1)), torch.ones_like(targs), accumulate=True)   # rows: actual, cols: predicted
+    counts = np.bincount(dls.valid.labels, minlength=n_class)
+    return dict(accuracy=float((probs.argmax(1) == targs).float().mean()), n_valid=len(targs),
+                majority=float(counts.max() / counts.sum()), classes=list(dls.categories), confusion=conf.tolist(),
+                stages=stages, seconds={k: round(v, 1) for k, v in seconds.items()}, machine=_machine(),
+                most_wrong=_most_wrong(dls, probs, targs))
+
 def _cmd_train(args) -> None:
     source = Path(args.source)
     if not source.exists(): raise FileNotFoundError(f"{source} is neither a folder nor a .csv file: it does not exist.")
     name = resolve_pretrained(_pretrained_arg(args.pretrained))
+    if args.skip_lm and not name: raise ValueError("--skip-lm trains the classifier straight from pretrained weights: "
+                                                   "choose them with --pretrained (imdb, wt103 or a folder), not none.")
     lm_config, clas_config = model_configs(args.size, name)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
+    secs, t = {}, time.time()
     with contextlib.redirect_stdout(sys.stderr):
-        dls_lm = dls_from_source(source, True, args.bs, text_col=args.text_col)
-        learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, pretrained=name, resume=args.resume)
-        learn_lm.export('lm_export.pth')
-        dls = dls_from_source(source, False, args.bs, text_col=args.text_col, label_col=args.label_col,
-                              text_vocab=dls_lm.vocab)
-        learn = train_classifier(dls, clas_config, out, final_epochs=args.clas_epochs, resume=args.resume)
+        if args.skip_lm: vocab, lm_file = load_itos(pretrained_files(False, name)[1]), None   # the LM's own vocab
+        else:
+            dls_lm = dls_from_source(source, True, args.bs, text_col=args.text_col)
+            learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, pretrained=name, resume=args.resume)
+            lm_file, vocab = learn_lm.export('lm_export.pth'), dls_lm.vocab
+            secs['language model'] = time.time() - t; t = time.time()
+        dls = dls_from_source(source, False, args.bs, text_col=args.text_col, label_col=args.label_col, text_vocab=vocab)
+        secs['classifier data'] = time.time() - t
+        stage_dls = valid_subset(dls, args.stage_valid, args.seed) if args.stage_valid else dls
+        learn = train_classifier(stage_dls, clas_config, out, final_epochs=args.clas_epochs, resume=args.resume,
+                                 encoder=None if args.skip_lm else 'lm_encoder', pretrained=name)
         learn.export('classifier_export.pth')
-    print(json.dumps({'accuracy': learn.validate()[1],                     # measured again: resumed runs fit nothing
-                      'classifier': str(out/'classifier_export.pth'), 'language_model': str(out/'lm_export.pth')}))
+        t = time.time()
+        probs, targs = learn.get_preds(dl=dls.valid)        # measured again on all of it: resumed runs fit nothing
+        secs['evaluation'] = time.time() - t
+        stages = json.loads((out/'stages.json').read_text())
+        secs['classifier stages'] = sum(r['seconds'] for r in stages)
+        summary = run_summary(dls, probs, targs, stages, secs)
+        if args.baseline:
+            t = time.time(); summary['baseline_accuracy'] = bow_baseline(dls); secs['baseline'] = time.time() - t
+            summary['seconds']['baseline'] = round(secs['baseline'], 1)
+    summary['command'] = 'ulmfit-lit train ' + ' '.join(sys.argv[2:]) if sys.argv[1:2] == ['train'] else None
+    _write_json(summary, out/'summary.json')
+    print(json.dumps({'accuracy': summary['accuracy'], 'baseline_accuracy': summary.get('baseline_accuracy'),
+                      'majority': summary['majority'], 'n_valid': summary['n_valid'], 'seconds': summary['seconds'],
+                      'classifier': str(out/'classifier_export.pth'), 'language_model': lm_file and str(lm_file),
+                      'summary': str(out/'summary.json')}))
 
 def _cmd_pretrain(args) -> None:
     folder = Path(args.folder) if args.folder else untar_data(URLs.IMDB)
@@ -345,6 +414,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--bs', type=int, default=64); t.add_argument('--seed', type=int, default=42)
     t.add_argument('--text-col', default='text'); t.add_argument('--label-col', default='label')
     t.add_argument('--resume', action='store_true', help='continue after the last finished stage in --out')
+    t.add_argument('--skip-lm', action='store_true',
+                   help='no language-model fine-tuning: the classifier starts from the pretrained LM as it is')
+    t.add_argument('--stage-valid', type=int, default=None,
+                   help='validate each stage on this many random validation texts (the final accuracy uses all)')
+    t.add_argument('--baseline', action='store_true', help='also fit the bag-of-words baseline on the same split')
     t.set_defaults(func=_cmd_train)
     pt = sub.add_parser('pretrain', help="pretrain a language model on IMDb's unlabelled reviews (CPU, hours; resumable)",
                         description="Trains an AWD-LSTM language model on FOLDER/unsup (default: untar_data(URLs.IMDB)), "
