@@ -260,3 +260,20 @@ def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp
     assert r3.returncode == 0 and r3.stderr.count('train_loss') == 0
     final = json.loads((out/'summary.json').read_text())
     for key in ('accuracy', 'confusion', 'stages', 'most_wrong'): assert final[key] == again[key]
+
+
+def test_load_learner_needs_no_later_chapter_imported(dls_lm, tmp_path):
+    "The training loop's `load_learner` imports the module the export file names, never `ulmfit_lit.all` (no circle)."
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                   path=tmp_path, quiet=True)
+    f = learn.export('lm.pth')
+    script = (f"import sys\nfrom ulmfit_lit.learner import load_learner\nl = load_learner({str(f)!r})\n"
+              "assert 'ulmfit_lit.all' not in sys.modules and 'ulmfit_lit.language_model' in sys.modules\n"
+              "print(type(l.model).__name__, l.model.build_record['builder'])")
+    r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] == 'awd_lstm_lm'
+    # a file naming a module outside this package does not get it imported
+    from ulmfit_lit.learner import build_model
+    with pytest.raises(KeyError, match='No model builder named'): build_model('nope', {}, 'antigravity')
+    assert 'antigravity' not in sys.modules

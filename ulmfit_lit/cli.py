@@ -25,7 +25,7 @@ from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, load_i
 from .learner import accuracy, Perplexity, set_seed
 from .language_model import language_model_learner, LMLearner, PRETRAIN_CONFIG, pretrain_lm
 from .language_model import resolve_pretrained, pretrained_sizes, pretrained_files
-from .classifier import text_classifier_learner, TextClassifierLearner
+from .classifier import text_classifier_learner, TextClassifierLearner, load_text_learner
 
 # %% auto #0
 __all__ = ['SIZES', 'DEMO_REVIEWS', 'DEMO_LABELS', 'PRETRAINED_HELP', 'model_configs', 'fine_tune_lm', 'train_classifier',
@@ -373,7 +373,6 @@ def _cmd_pretrain(args) -> None:
     print(json.dumps(summary))
 
 def _cmd_predict(args) -> None:
-    from ulmfit_lit.all import load_text_learner
     learn = load_text_learner(args.model)
     texts = args.texts or [l.rstrip('\n') for l in sys.stdin if l.strip()]
     for text in texts:
@@ -381,7 +380,6 @@ def _cmd_predict(args) -> None:
         print(json.dumps({'text': text, 'category': cat, 'probabilities': dict(zip(learn.dls.vocab[1], probs.tolist()))}))
 
 def _cmd_generate(args) -> None:
-    from ulmfit_lit.all import load_text_learner
     learn = load_text_learner(args.model)
     for k in range(args.n):           # with --seed, continuation k draws from seed + k: the same lines every run
         seed = None if args.seed is None else args.seed + k

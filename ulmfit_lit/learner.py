@@ -541,11 +541,13 @@ def record_build(model: nn.Module, builder: str, **config) -> nn.Module:
     model.build_record = {'builder': builder, 'config': config}
     return model
 
-def build_model(builder: str, config: dict) -> nn.Module:
-    "Call the registered builder `builder` with `config`."
-    if builder not in MODEL_BUILDERS:
+def build_model(builder: str, config: dict, module: str | None = None) -> nn.Module:
+    "Call the registered builder `builder` with `config`, first importing this package's `module` that registers it."
+    # The export file names the module that registered its builder (a later chapter's): importing it registers the
+    # builder, and this chapter needs to know nothing of the models built on it. Only this package's own modules.
+    if builder not in MODEL_BUILDERS and module and module.split('.')[0] == __name__.split('.')[0]:
         import importlib
-        importlib.import_module('ulmfit_lit.all')   # later chapters register their builders on import
+        importlib.import_module(module)
     if builder not in MODEL_BUILDERS:
         raise KeyError(f"No model builder named {builder!r}; known: {sorted(MODEL_BUILDERS)}. "
                        f"Import the module that calls register_model_builder({builder!r}, ...) first.")
@@ -967,7 +969,9 @@ class Learner:
         # the data may have more to keep (a text task: its tokenizer and rules, by name, and a SentencePiece model)
         more, files = self.dls.export_extras() if hasattr(self.dls, 'export_extras') else ({}, {})
         extras.update(more)
-        state = {'format': 'ulmfit_lit.export/1', 'builder': rec['builder'], 'config': json.dumps(rec['config']),
+        module = getattr(MODEL_BUILDERS.get(rec['builder']), '__module__', None)   # where load_learner finds it
+        state = {'format': 'ulmfit_lit.export/1', 'builder': rec['builder'], 'module': module,
+                 'config': json.dumps(rec['config']),
                  'vocab': json.dumps(getattr(self.dls, 'vocab', None)), 'extras': json.dumps(extras),
                  'files': {k: torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in files.items()},
                  'model': {k: v.cpu() for k, v in model.state_dict().items()}}
@@ -1005,7 +1009,7 @@ def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
     state = torch.load(fname, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get('format') != 'ulmfit_lit.export/1':
         raise ValueError(f"{fname} was not written by Learner.export()")
-    model = build_model(state['builder'], json.loads(state['config']))
+    model = build_model(state['builder'], json.loads(state['config']), state.get('module'))
     model.load_state_dict(state['model'])
     record_build(model, state['builder'], **json.loads(state['config']))
     model.to(device).eval()
