@@ -617,8 +617,9 @@ def _cat_batches(ts: list) -> Tensor:
     n_lead = 2 if ts[0].dim() >= 2 else 1               # (bs, seq_len, ...) -> (bs*seq_len, ...)
     return torch.cat([t.reshape(-1, *t.shape[n_lead:]) for t in ts])
 
-class Learner:
-    "Trains `model` on `dls` with fastai's loop, callbacks, schedules and defaults."
+# %% ../nbs/04_learner.ipynb #b4e10002
+class _LearnerState:
+    "Step 1 of the Learner: what it holds (data, model, loss, hyper-parameters, callbacks) and how events reach callbacks."
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None, opt_func: Callable = Adam,
                  lr: float | slice = 1e-3, splitter: Callable = default_splitter, cbs: Iterable | None = None,
                  metrics: Iterable | Callable | None = None, path: str | Path | None = None, model_dir: str = 'models',
@@ -640,7 +641,6 @@ class Learner:
         device = getattr(dls, 'device', None)
         if device is not None: self.model.to(device)   # predict and get_preds work before any fit, on the data's device
 
-    # ---- callbacks ----
     def callback(self, event: str) -> None:
         "Run `event` on every callback, lowest `order` first."
         for cb in sorted(self.cbs, key=lambda c: c.order):
@@ -668,7 +668,9 @@ class Learner:
         except cancel: self.callback(f'after_cancel_{name}')
         self.callback(f'after_{name}')
 
-    # ---- optimizer, layer groups, hyper-parameters ----
+# %% ../nbs/04_learner.ipynb #b4e10005
+class _LearnerOptimizer(_LearnerState):
+    "Step 2: the optimizer, built from the splitter's layer groups, and hyper-parameters set per group."
     def create_opt(self) -> None:
         "Build the optimizer: for each layer group of the splitter, one torch group with wd and one without."
         groups, seen = [], set()
@@ -720,6 +722,9 @@ class Learner:
             elif name == 'sqr_mom': out[g['layer']] = g['betas'][1] if 'betas' in g else g.get('alpha')
         return out
 
+# %% ../nbs/04_learner.ipynb #b4e10008
+class _LearnerFreezing(_LearnerOptimizer):
+    "Step 3: freezing layer groups, for gradual unfreezing."
     def freeze_to(self, n: int) -> None:
         "Train only layer groups `n` onwards (norm layers stay trainable when `train_bn`); clears optimizer state."
         if self.opt is None: self.create_opt()
@@ -739,45 +744,13 @@ class Learner:
         "Train every layer group."
         self.freeze_to(0)
 
-    # ---- precision ----
-    def to_fp16(self) -> 'Learner':
-        "Mixed precision: autocast to float16 with a GradScaler on CUDA; on CPU a no-op with a warning."
-        self.precision = 'fp16'; return self
-
-    def to_bf16(self) -> 'Learner':
-        "Mixed precision with bfloat16 autocast (CUDA or CPU); no scaler needed."
-        self.precision = 'bf16'; return self
-
-    def to_fp32(self) -> 'Learner':
-        "Back to full float32 training."
-        self.precision, self.scaler, self.autocast_dtype = None, None, None   # inference stops autocasting too
-        return self
-
-    def _device_type(self) -> str:
-        try: return next(self.model.parameters()).device.type
-        except StopIteration: return 'cpu'
-
-    def _setup_precision(self) -> None:
-        self.autocast_dtype, self.scaler = None, None
-        dev = self._device_type()
-        if self.precision == 'fp16':
-            if dev == 'cuda':
-                self.autocast_dtype, self.scaler = torch.float16, torch.amp.GradScaler('cuda')
-            else: warnings.warn("to_fp16: float16 mixed precision needs a CUDA device; training on CPU in float32 "
-                                "(to_bf16() gives bfloat16 autocast on CPU)")
-        elif self.precision == 'bf16': self.autocast_dtype = torch.bfloat16
-
-    def _autocast(self):
-        if self.autocast_dtype is None: return contextlib.nullcontext()
-        return torch.autocast(self._device_type(), dtype=self.autocast_dtype)
-
-    # ---- the loop ----
-    def _backward(self) -> None:
-        (self.scaler.scale(self.loss_grad) if self.scaler is not None else self.loss_grad).backward()
-
-    def _step(self) -> None:
-        if self.scaler is not None: self.scaler.step(self.opt); self.scaler.update()
-        else: self.opt.step()
+# %% ../nbs/04_learner.ipynb #b4e10011
+class _LearnerLoop(_LearnerFreezing):
+    "Step 4: the loop itself: batches, epochs, every step wrapped in its events. Plain float32 for now."
+    def _setup_precision(self) -> None: pass                # mixed precision (step 7) overrides these four
+    def _autocast(self): return contextlib.nullcontext()
+    def _backward(self) -> None: self.loss_grad.backward()
+    def _step(self) -> None: self.opt.step()
 
     def _do_one_batch(self) -> None:
         with self._autocast():
@@ -817,6 +790,9 @@ class Learner:
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
+# %% ../nbs/04_learner.ipynb #b4e10013
+class _LearnerFit(_LearnerLoop):
+    "Step 5: `fit`, the entry point: check the data, set the optimizer's hyper-parameters, run the loop."
     def fit(self, n_epoch: int, lr: float | slice | None = None, wd: float | None = None, cbs: Iterable | None = None,
             reset_opt: bool = False, start_epoch: int = 0) -> None:
         "Train for `n_epoch` epochs at constant `lr` (default `self.lr`); `cbs` are added for this fit only."
@@ -842,6 +818,9 @@ class Learner:
             finally:
                 for cb in extra: self.remove_cb(cb)
 
+# %% ../nbs/04_learner.ipynb #b4e10016
+class _LearnerSchedules(_LearnerFit):
+    "Step 6: `fit` with schedules: one-cycle, ULMFiT's `fine_tune`, and the learning-rate range test."
     def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.,
                       div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
                       moms: tuple | None = None, cbs: Iterable | None = None, reset_opt: bool = False,
@@ -883,7 +862,50 @@ class Learner:
             ax.plot(sugg_lr, sugg_loss, 'o', color='C1', label=f'valley: {sugg_lr:.2e}'); ax.legend()
         return SuggestedLRs(sugg_lr)
 
-    # ---- inference ----
+# %% ../nbs/04_learner.ipynb #b4e10018
+class _LearnerPrecision(_LearnerSchedules):
+    "Step 7: mixed precision: autocast the forward pass (float16 with a loss scaler on CUDA, or bfloat16)."
+    def to_fp16(self) -> 'Learner':
+        "Mixed precision: autocast to float16 with a GradScaler on CUDA; on CPU a no-op with a warning."
+        self.precision = 'fp16'; return self
+
+    def to_bf16(self) -> 'Learner':
+        "Mixed precision with bfloat16 autocast (CUDA or CPU); no scaler needed."
+        self.precision = 'bf16'; return self
+
+    def to_fp32(self) -> 'Learner':
+        "Back to full float32 training."
+        self.precision, self.scaler, self.autocast_dtype = None, None, None   # inference stops autocasting too
+        return self
+
+    def _device_type(self) -> str:
+        try: return next(self.model.parameters()).device.type
+        except StopIteration: return 'cpu'
+
+    def _setup_precision(self) -> None:
+        self.autocast_dtype, self.scaler = None, None
+        dev = self._device_type()
+        if self.precision == 'fp16':
+            if dev == 'cuda':
+                self.autocast_dtype, self.scaler = torch.float16, torch.amp.GradScaler('cuda')
+            else: warnings.warn("to_fp16: float16 mixed precision needs a CUDA device; training on CPU in float32 "
+                                "(to_bf16() gives bfloat16 autocast on CPU)")
+        elif self.precision == 'bf16': self.autocast_dtype = torch.bfloat16
+
+    def _autocast(self):
+        if self.autocast_dtype is None: return contextlib.nullcontext()
+        return torch.autocast(self._device_type(), dtype=self.autocast_dtype)
+
+    def _backward(self) -> None:
+        (self.scaler.scale(self.loss_grad) if self.scaler is not None else self.loss_grad).backward()
+
+    def _step(self) -> None:
+        if self.scaler is not None: self.scaler.step(self.opt); self.scaler.update()
+        else: self.opt.step()
+
+# %% ../nbs/04_learner.ipynb #b4e10020
+class _LearnerInference(_LearnerPrecision):
+    "Step 8: predictions over a loader, with the model in eval mode and the mode it had restored."
     def _loader(self, ds_idx: int, dl):
         "`dl` if given, else the training (0) or validation (1) loader."
         if dl is not None: return dl
@@ -925,7 +947,9 @@ class Learner:
             for m in metrics: m.accumulate(self)
         return [m.value for m in metrics]
 
-    # ---- files ----
+# %% ../nbs/04_learner.ipynb #b4e10022
+class _LearnerFiles(_LearnerInference):
+    "Step 9: checkpoints (`save`/`load`, atomic) and `export` for inference without pickled code."
     def model_file(self, name: str | Path) -> Path:
         "Where `save(name)` writes: `path/model_dir/name.pth` (a name with a suffix or a folder is used as is)."
         name = Path(name)
@@ -977,7 +1001,9 @@ class Learner:
                  'model': {k: v.cpu() for k, v in model.state_dict().items()}}
         return atomic_save(state, self.path / fname)
 
-    # ---- several processes ----
+# %% ../nbs/04_learner.ipynb #b4e10024
+class Learner(_LearnerFiles):
+    "Trains `model` on `dls` with fastai's loop, callbacks, schedules and defaults."
     @contextlib.contextmanager
     def distrib_ctx(self, backend: str | None = None):
         "Train under torchrun: init the process group, wrap the model in DDP, shard the training batches."
