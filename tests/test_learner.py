@@ -135,6 +135,16 @@ def test_lr_find_restores_weights_and_suggests():
     assert all(torch.equal(a, b) for a, b in zip(w, learn.model.parameters()))
     assert 1e-7 < sug.valley < 10 and len(learn.recorder.lrs) <= 40
 
+def test_lr_find_schedule_step_by_step():
+    "Every step's lr is fastai's start*(end/start)**(i/num_it); the suggestion is the valley of the trimmed curve."
+    learn = lm_learner()
+    sug = learn.lr_find(start_lr=1e-6, end_lr=1., num_it=30, stop_div=False, show_plot=False)
+    rec = learn.recorder
+    assert len(rec.lrs) == 30                                   # stop_div=False: all num_it steps, then stop
+    for i, lr in enumerate(rec.lrs): assert math.isclose(lr, 1e-6 * (1. / 1e-6) ** (i / 30), rel_tol=1e-9), (i, lr)
+    assert sug.valley == valley(rec.lrs[3:-5], rec.losses[3:-5])[0]      # fastai skips num_it//10 first, 5 last
+    assert rec.lrs[3] <= sug.valley <= rec.lrs[-6]
+
 def test_valley_matches_fastai_rule():
     losses = [5, 4, 3, 2.5, 2, 1.5, 1.4, 3, 9]
     lrs = [10**i for i in range(-9, 0)]
@@ -243,3 +253,15 @@ def test_save_model_callback_keeps_and_reloads_best(tmp_path):
     assert all(torch.equal(best[k], v) for k, v in learn.model.state_dict().items())     # and reloaded at the end
     learn.remove_cb(every)
     with pytest.raises(ValueError, match='monitor'): learn.fit(1, 1e-3, cbs=SaveModelCallback(monitor='acc'))
+
+def test_progress_lines_in_a_log_file(capsys, monkeypatch):
+    "With stderr not a terminal (a log file), a long epoch prints a plain progress line now and then, not nothing."
+    monkeypatch.setattr(ProgressCallback, 'log_every', 0.)          # every time the bar would be drawn
+    learn = lm_learner(); learn.quiet = False
+    learn.fit(1, 1e-3)
+    err = capsys.readouterr().err
+    n = len(learn.dls.train)
+    assert f'train 100.00% [{n}/{n}' in err and 'valid 100.00%' in err
+    monkeypatch.setattr(ProgressCallback, 'log_every', 1e9)         # the default minute is never reached here
+    learn.fit(1, 1e-3)
+    assert 'train ' not in capsys.readouterr().err

@@ -346,6 +346,7 @@ def format_row(epoch: int, values: Sequence, elapsed: float) -> list:
 class ProgressCallback(Callback):
     "Prints the epoch table as each epoch ends, with a live progress bar (HTML in notebooks, stderr in terminals)."
     order = 70
+    log_every = 60.                                # seconds between progress lines when stderr is a log file
     def __init__(self): self.rows, self.notebook = [], False
     def _active(self, learn) -> bool: return not learn.quiet
     def before_fit(self, learn):
@@ -364,8 +365,8 @@ class ProgressCallback(Callback):
         if not content: return
         if self.handle is None: self.handle = display(HTML(content), display_id=True)
         else: self.handle.update(HTML(content))
-    def before_train(self, learn): self.t_phase = time.time()
-    def before_validate(self, learn): self.t_phase = time.time()
+    def before_train(self, learn): self.t_phase = self.t_line = time.time()
+    def before_validate(self, learn): self.t_phase = self.t_line = time.time()
     def after_batch(self, learn):
         if not self._active(learn): return
         now = time.time()
@@ -384,6 +385,9 @@ class ProgressCallback(Callback):
         elif sys.stderr.isatty():
             done = int(30 * i / n)
             sys.stderr.write(f"\r|{'█'*done}{' '*(30-done)}| {info}"); sys.stderr.flush()
+        elif time.time() - self.t_line >= self.log_every:       # a log file: a plain line now and then
+            self.t_line = time.time()
+            sys.stderr.write(f"  {'train' if learn.training else 'valid'} {info}\n"); sys.stderr.flush()
     def _clear_bar(self):
         if self.notebook:
             if self.show_table and self.bar: self.bar = ''; self._show()   # with no table, the finished bar stays
