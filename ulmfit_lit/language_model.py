@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .download import URLs, untar_data, archive_path, _sha256   # one streaming sha256 for the package
-from .tokenize import decode_tokens, decode_spec_tokens, tokenize_folder, make_vocab
+from .tokenize import decode_tokens, decode_spec_tokens, tokenize_files, make_vocab, _default_cache_dir
 from .data import LMDataLoader
 from .awd_lstm import (AWD_LSTM, LinearDecoder, model_meta, awd_lstm_lm_config, get_language_model, load_pretrained_lm, clean_raw_keys,
                                  check_state_dict)
@@ -323,7 +323,10 @@ def unsup_corpus(folder: str | Path, max_vocab: int, n_valid: int, seed: int) ->
     folder = Path(folder)
     if not (folder/'unsup').is_dir():
         raise FileNotFoundError(f"{folder} has no unsup/ folder; pass the IMDb folder, e.g. untar_data(URLs.IMDB).")
-    tkd = tokenize_folder(folder/'unsup')                        # cached beside the data, as fastai's `unsup_tok`
+    # our token cache only, beside the data as fastai's `unsup_tok` (tokenize_folder would also write fastai's 50,000
+    # token files there, which pretraining never reads)
+    files = sorted((folder/'unsup').glob('*.txt'))
+    tkd = tokenize_files(files, cache_dir=_default_cache_dir(folder/'unsup'))
     perm = np.random.default_rng(seed).permutation(len(tkd))
     valid_idx, train_idx = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
     vocab = make_vocab(tkd.count(train_idx), max_vocab=max_vocab)
