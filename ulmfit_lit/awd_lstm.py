@@ -15,9 +15,9 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['awd_lstm_lm_config', 'awd_lstm_clas_config', 'model_meta', 'LSTMCell', 'LSTMLayer', 'dropout_mask', 'RNNDropout',
            'WeightDropout', 'EmbeddingDropout', 'AWD_LSTM', 'LinearDecoder', 'check_state_dict', 'SequentialRNN',
-           'get_language_model', 'SentenceEncoder', 'masked_concat_pool', 'PoolingLinearClassifier',
-           'get_text_classifier', 'awd_lstm_lm_split', 'awd_lstm_clas_split', 'load_itos', 'clean_raw_keys',
-           'match_embeds', 'load_pretrained_lm']
+           'get_language_model', 'SentenceEncoder', 'masked_concat_pool', 'sigmoid_range', 'SigmoidRange',
+           'PoolingLinearClassifier', 'get_text_classifier', 'awd_lstm_lm_split', 'awd_lstm_clas_split', 'load_itos',
+           'clean_raw_keys', 'match_embeds', 'load_pretrained_lm']
 
 # %% ../nbs/03_awd_lstm.ipynb #311d9c32
 class LSTMCell(nn.Module):
@@ -97,6 +97,7 @@ class WeightDropout(nn.Module):
         del module.weight_hh_l0
         sfx = ['', '_reverse'] if module.bidirectional else ['']
         self.weight_names = [n + s for s in sfx for n in ('weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0')]
+        self.reset()
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         "Run the fused LSTM on `x` (bs, seq_len, n_in) from `state` (h, c), each (n_dir, bs, n_hid), with dropped weights."
@@ -110,11 +111,17 @@ class WeightDropout(nn.Module):
             raise ValueError(f"WeightDropout: the hidden state must be two tensors of shape {want} (n_dir, bs, n_hid), "
                              f"got {[tuple(t.shape) for t in state]}")
         w_hh = F.dropout(self.weight_hh_l0_raw, self.weight_p, self.training)   # (4*n_hid, n_hid)
+        m.weight_hh_l0 = w_hh.detach()     # fastai's attribute: the matrix this call used, to look at (no graph)
         weights = [w_hh if n == 'weight_hh_l0' else getattr(self.module, n) for n in self.weight_names]
         if x.is_cuda: weights = _packed(weights)
         # torch.lstm(input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
         out, h, c = torch.lstm(x, state, weights, True, 1, 0., self.training, m.bidirectional, m.batch_first)
         return out, (h, c)   # out: (bs, seq_len, n_dir*n_hid) (seq_len first if not batch_first); h, c: (n_dir, bs, n_hid)
+
+    def reset(self):
+        "Show the raw (un-dropped) recurrent weights as `module.weight_hh_l0` again, as fastai's `reset` does."
+        # A detached view, not a copy: it costs nothing when the classifier resets before every batch.
+        self.module.weight_hh_l0 = self.weight_hh_l0_raw.detach()
 
 # %% ../nbs/03_awd_lstm.ipynb #3446d26f
 class EmbeddingDropout(nn.Module):
@@ -189,7 +196,8 @@ class AWD_LSTM(nn.Module):
         self.hidden, self.bs = new, bs
 
     def reset(self):
-        "Zero the hidden state (call it at the start of each epoch or new text)."
+        "Zero the hidden state (call it at the start of each epoch or new text) and reset each `WeightDropout`."
+        for rnn in self.rnns: rnn.reset()
         self.hidden = [(self._zeros(l, self.bs), self._zeros(l, self.bs)) for l in range(self.n_layers)]
 
 # %% ../nbs/03_awd_lstm.ipynb #d0fb95a1
@@ -329,6 +337,20 @@ def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int) -> t
     return torch.cat([last, max_pool, avg_pool], dim=1)
 
 # %% ../nbs/03_awd_lstm.ipynb #8c3dac8b
+def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    "Squash `x` into `(low, high)`: `low + (high - low) * sigmoid(x)` (fastai's `sigmoid_range`)."
+    return torch.sigmoid(x) * (high - low) + low
+
+class SigmoidRange(nn.Module):
+    "A layer squashing its input into `(low, high)` with `sigmoid_range` (fastai's `SigmoidRange`): a regression head."
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "`x` squashed into `(low, high)`, same shape."
+        return sigmoid_range(x, self.low, self.high)
+
 def _lin_bn_drop(n_in: int, n_out: int, p: float, relu: bool) -> nn.Sequential:
     "fastai's LinBnDrop: BatchNorm1d(n_in), Dropout(p) (absent when p=0), Linear(n_in, n_out, bias=False), maybe ReLU."
     bn = nn.BatchNorm1d(n_in)
@@ -339,12 +361,15 @@ def _lin_bn_drop(n_in: int, n_out: int, p: float, relu: bool) -> nn.Sequential:
 
 class PoolingLinearClassifier(nn.Module):
     "Classifier head: masked concat pooling of the encoder outputs, then BatchNorm/dropout/linear blocks of sizes `dims`."
-    def __init__(self, dims: list[int], ps: list[float], bptt: int):
+    def __init__(self, dims: list[int], ps: list[float], bptt: int, y_range: tuple[float, float] | None = None):
         super().__init__()
         if len(ps) != len(dims) - 1:
             raise ValueError(f"{len(dims) - 1} linear layers need as many dropout values, got ps={ps}")
-        self.layers = nn.Sequential(*[_lin_bn_drop(n_in, n_out, p, relu=(i < len(ps) - 1))
-                                      for i, (n_in, n_out, p) in enumerate(zip(dims[:-1], dims[1:], ps))])
+        blocks = [_lin_bn_drop(n_in, n_out, p, relu=(i < len(ps) - 1))
+                  for i, (n_in, n_out, p) in enumerate(zip(dims[:-1], dims[1:], ps))]
+        # A regression head ends in a SigmoidRange (no weights, so the state dict's keys stay the same).
+        if y_range is not None: blocks.append(SigmoidRange(*y_range))
+        self.layers = nn.Sequential(*blocks)
         self.bptt = bptt
 
     def forward(self, input: tuple[torch.Tensor, torch.Tensor]):
@@ -356,8 +381,9 @@ class PoolingLinearClassifier(nn.Module):
 # %% ../nbs/03_awd_lstm.ipynb #7fad2fb0
 def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 72, config: dict | None = None,
                         drop_mult: float = 1., lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        pad_idx: int = 1, max_len: int = 72 * 20) -> SequentialRNN:
-    "Build a classifier `SequentialRNN(SentenceEncoder(arch encoder), PoolingLinearClassifier)` as fastai does."
+                        pad_idx: int = 1, max_len: int = 72 * 20, y_range: tuple[float, float] | None = None
+                        ) -> SequentialRNN:
+    "Build a classifier `SequentialRNN(SentenceEncoder(arch encoder), PoolingLinearClassifier)` as fastai does; `y_range` for regression."
     meta = _meta(arch)
     config = _scaled(config if config is not None else meta['config_clas'], drop_mult)
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
@@ -365,7 +391,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
     dims = [config[meta['hid_name']] * 3] + lin_ftrs + [n_class]
     ps = [config.pop('output_p')] + ps                  # the first block's dropout is the config's output_p
     encoder = SentenceEncoder(seq_len, arch(vocab_sz, **config), pad_idx=pad_idx, max_len=max_len)
-    return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len))
+    return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len, y_range=y_range))
 
 # %% ../nbs/03_awd_lstm.ipynb #c608140f
 def _unique_params(*modules: nn.Module) -> list[nn.Parameter]:

@@ -5,7 +5,7 @@
 # %% ../nbs/06_classifier.ipynb #21663741
 from __future__ import annotations
 
-import html
+import html, warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +25,14 @@ from .language_model import (TextLearner, LMLearner, _encoder, pretrained_files,
 
 # %% auto #0
 __all__ = ['TextClassifierLearner', 'text_classifier_learner', 'ClassificationInterpretation', 'word_importance',
-           'show_importance', 'ensemble_preds', 'InferenceTextData', 'load_text_learner']
+           'show_importance', 'ensemble_preds', 'InferenceTextData', 'load_text_learner', 'load_model_text']
 
 # %% ../nbs/06_classifier.ipynb #05934214
 def _clas_builder(vocab_sz: int, n_class: int, seq_len: int, config: dict, lin_ftrs: list | None, ps: list | None,
-                  max_len: int) -> nn.Module:
-    "Rebuild an AWD-LSTM classifier from its recorded settings (used by `load_learner`)."
-    return get_text_classifier(AWD_LSTM, vocab_sz, n_class, seq_len, config, 1., lin_ftrs, ps, max_len=max_len)
+                  max_len: int, y_range: list | None = None) -> nn.Module:
+    "Rebuild an AWD-LSTM classifier from its recorded settings (used by `load_learner`; older records have no `y_range`)."
+    return get_text_classifier(AWD_LSTM, vocab_sz, n_class, seq_len, config, 1., lin_ftrs, ps, max_len=max_len,
+                               y_range=y_range)
 
 register_model_builder('awd_lstm_clas', _clas_builder)
 
@@ -78,10 +79,11 @@ class TextClassifierLearner(TextLearner):
 def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict | None = None,
                             backwards: bool = False, pretrained: bool | str = True, drop_mult: float = 0.5,
                             n_out: int | None = None, lin_ftrs: list | None = None, ps: list | None = None,
-                            max_len: int = 72 * 20, loss_func=None, opt_func=Adam, lr: float = 1e-3, cbs=None,
+                            max_len: int = 72 * 20, y_range: tuple[float, float] | None = None, loss_func=None,
+                            opt_func=Adam, lr: float = 1e-3, cbs=None,
                             metrics=None, path=None, model_dir: str = 'models', wd: float | None = None,
                             moms: tuple = (0.8, 0.7, 0.8), quiet: bool = False) -> TextClassifierLearner:
-    "A `TextClassifierLearner` for `dls`: an `arch` classifier, its encoder pretrained (then frozen) if `pretrained` (True, 'wt103', 'imdb')."
+    "A `TextClassifierLearner` for `dls`: an `arch` classifier (a regression head with `y_range`), its encoder pretrained (then frozen) if `pretrained` (True, 'wt103', 'imdb')."
     meta = model_meta[arch]
     name = resolve_pretrained(pretrained, quiet)
     if config is None:       # the default config, in the sizes of the pretrained weights we load
@@ -90,9 +92,10 @@ def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict 
     tokens, categories = dls.vocab
     n_out = n_out if n_out is not None else len(categories)
     scaled = {k: v * drop_mult if k.endswith('_p') else v for k, v in config.items()}
-    model = get_text_classifier(arch, len(tokens), n_out, seq_len, config, drop_mult, lin_ftrs, ps, max_len=max_len)
+    model = get_text_classifier(arch, len(tokens), n_out, seq_len, config, drop_mult, lin_ftrs, ps, max_len=max_len,
+                                y_range=y_range)
     record_build(model, 'awd_lstm_clas', vocab_sz=len(tokens), n_class=n_out, seq_len=seq_len, config=scaled,
-                 lin_ftrs=lin_ftrs, ps=ps, max_len=max_len)
+                 lin_ftrs=lin_ftrs, ps=ps, max_len=max_len, y_range=None if y_range is None else list(y_range))
     learn = TextClassifierLearner(dls, model, loss_func=loss_func or CrossEntropyLossFlat(), opt_func=opt_func, lr=lr,
                                   splitter=meta['split_clas'],
                                   cbs=[ModelResetter(), RNNRegularizer(alpha=2., beta=1.)] + list(cbs or []),
@@ -235,3 +238,24 @@ def load_text_learner(fname: str | Path, cpu: bool = True, rules: list | None = 
     learn = cls(data, base.model, quiet=True)
     learn.backwards = data.backwards
     return learn
+
+# %% ../nbs/06_classifier.ipynb #673ef458
+def load_model_text(file: str | Path, model: nn.Module, opt, with_opt: bool | None = None, device=None,
+                    strict: bool = True) -> nn.Module:
+    "fastai's `load_model_text`: load `model` (and `opt` unless `with_opt=False`) from `file`, with `weights_only=True`."
+    if isinstance(device, int): device = torch.device('cuda', device)      # fastai's shorthand for a GPU number
+    elif device is None: device = 'cpu'
+    state = torch.load(file, map_location=device, weights_only=True)
+    # `learn.save` writes {'model': ..., 'opt': ...} (or only 'model'); other tools write the bare state dict
+    is_checkpoint = isinstance(state, dict) and isinstance(state.get('model'), dict)
+    model_state = state['model'] if is_checkpoint else state
+    opt_state = state.get('opt') if is_checkpoint else None
+    unwrap_model(model).load_state_dict(clean_raw_keys(model_state), strict=strict)
+    if opt_state is not None and with_opt is not False:
+        try:
+            if opt is None: raise ValueError("there is no optimizer to load it into")
+            opt.load_state_dict(opt_state)
+        except ValueError as e:
+            if with_opt: warnings.warn(f"load_model_text: the optimizer state in {file} was not loaded ({e})")
+    elif with_opt: warnings.warn(f"load_model_text: {file} holds no optimizer state")
+    return model

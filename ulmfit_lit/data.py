@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #31935061
 from __future__ import annotations
-import math, os, random, textwrap
+import copy, math, os, random, textwrap
 from functools import partial
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -15,9 +15,9 @@ from .tokenize import (Tokenized, tokenize_files, tokenize_texts_to_store, make_
                                  tokenizer_spec)
 
 # %% auto #0
-__all__ = ['default_device', 'reverse_text', 'LMDataLoader', 'pad_chunk', 'pad_input_chunk', 'SortedDL', 'get_files',
-           'get_text_files', 'parent_label', 'GrandparentSplitter', 'RandomSplitter', 'ColSplitter', 'ColReader',
-           'TextBlock', 'CategoryBlock', 'DataBlock', 'TextDataLoaders']
+__all__ = ['default_device', 'reverse_text', 'LMDataLoader', 'pad_docs', 'pad_input_chunk', 'pad_chunk', 'Pad_Chunk', 'pad_input',
+           'Pad_Input', 'SortedDL', 'get_files', 'get_text_files', 'parent_label', 'GrandparentSplitter',
+           'RandomSplitter', 'ColSplitter', 'ColReader', 'TextBlock', 'CategoryBlock', 'DataBlock', 'TextDataLoaders']
 
 # %% ../nbs/02_data.ipynb #33f675a6
 def default_device() -> torch.device:
@@ -45,15 +45,31 @@ def reverse_text(x: torch.Tensor) -> torch.Tensor:
     return x.flip(0)
 
 # %% ../nbs/02_data.ipynb #9af0c2a8
+def _check_lens(lens: Sequence[int], real: np.ndarray):
+    "Raise a `ValueError` naming the first difference when the given document lengths `lens` are not `real`."
+    lens = np.asarray(lens, dtype=np.int64)
+    if lens.shape != real.shape:
+        raise ValueError(f"LMDataLoader: lens holds {lens.size} lengths for {len(real)} documents")
+    bad = np.flatnonzero(lens != real)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"LMDataLoader: lens[{i}] is {int(lens[i])} but that document has {int(real[i])} tokens "
+                         f"({len(bad)} of the {len(real)} lengths differ)")
+
 class LMDataLoader:
     "Language-model batches `(x, y)`: the documents concatenated into `bs` streams, `y` is `x` shifted by one token."
     def __init__(self, docs, bs: int = 64, seq_len: int = 72, shuffle: bool = False, doc_idxs: Sequence[int] | None = None,
-                 backwards: bool = False, device: torch.device | str | None = None, seed: int | None = None):
+                 backwards: bool = False, device: torch.device | str | None = None, seed: int | None = None,
+                 lens: Sequence[int] | None = None):
         self.ids, self.offsets = _ids_and_offsets(docs)
         all_lens = self.offsets[1:] - self.offsets[:-1]
         self.doc_idxs = np.arange(len(all_lens)) if doc_idxs is None else np.asarray(doc_idxs, dtype=np.int64)
+        # fastai takes `lens` to skip measuring the documents; the offsets give them to us for free, so we only
+        # check them: wrong lengths would mean the caller's documents are not the ones we read.
+        if lens is not None: _check_lens(lens, all_lens[self.doc_idxs])
         self.doc_lens = all_lens                  # token count of every document of the store, indexed by store index
         self.bs, self.seq_len, self.shuffle, self.backwards = bs, seq_len, shuffle, backwards
+        self.rows = np.arange(bs, dtype=np.int64)   # the streams this loader yields (all, unless `shard`)
         self.device = torch.device(device) if device is not None else torch.device('cpu')
         total = int(all_lens[self.doc_idxs].sum())
         if total - 1 < bs:
@@ -84,7 +100,7 @@ class LMDataLoader:
     def batch_ids(self, b: int) -> np.ndarray:
         "Ids of batch `b` as a `(bs, sl+1)` array: `x` is `[:, :-1]`, `y` is `[:, 1:]`."
         sl = self.last_len if b == self.n_batches - 1 else self.seq_len
-        pos = (np.arange(self.bs, dtype=np.int64) * self.bl + b * self.seq_len)[:, None] + np.arange(sl + 1)
+        pos = (self.rows * self.bl + b * self.seq_len)[:, None] + np.arange(sl + 1)
         k = np.searchsorted(self.starts, pos, side='right') - 1   # which document of the order each position is in
         doc = self.order[k]
         within = pos - self.starts[k]
@@ -107,13 +123,24 @@ class LMDataLoader:
         "The first batch `(x, y)`, as fastai's loaders give it."
         return next(iter(self))
 
+    def shard(self, rank: int, world_size: int) -> LMDataLoader:
+        "Process `rank`'s share under DDP: streams rank, rank+world_size, ... of every batch, each still consecutive."
+        # Sharing out whole batches (rank 0 gets batches 0, 2, 4...) would break every stream: the hidden state
+        # carried from batch 0 would meet batch 2. Sharing out streams keeps each one whole, on one process.
+        if self.bs % world_size:
+            raise ValueError(f"bs={self.bs} streams cannot be shared evenly by {world_size} processes; "
+                             f"use a bs divisible by {world_size}.")
+        part = copy.copy(self)
+        part.rows = self.rows[rank::world_size]
+        return part
+
     def to(self, device: torch.device | str) -> LMDataLoader:
         "Make batches on `device` from now on."
         self.device = torch.device(device); return self
 
 # %% ../nbs/02_data.ipynb #b4fa0a16
-def pad_chunk(docs: Sequence[np.ndarray], pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72) -> np.ndarray:
-    "Documents padded to a `(len(docs), max_len)` array as `pad_input_chunk` pads them."
+def pad_docs(docs: Sequence[np.ndarray], pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72) -> np.ndarray:
+    "Documents padded into one `(len(docs), longest)` array, each as `pad_chunk` pads it to the longest length."
     max_len = max(len(d) for d in docs)
     out = np.full((len(docs), max_len), pad_idx, dtype=np.int64)
     for row, d in enumerate(docs):
@@ -123,10 +150,70 @@ def pad_chunk(docs: Sequence[np.ndarray], pad_idx: int = 1, pad_first: bool = Tr
         out[row, start:start + len(d)] = d
     return out
 
-def pad_input_chunk(samples: Sequence[tuple], pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72) -> list[tuple]:
-    "fastai's `pad_input_chunk`: pad the first element of each `(x, ...)` sample, whole `seq_len` chunks first."
-    padded = pad_chunk([np.asarray(s[0]) for s in samples], pad_idx=pad_idx, pad_first=pad_first, seq_len=seq_len)
-    return [(torch.from_numpy(p), *s[1:]) for p, s in zip(padded, samples)]
+def pad_input_chunk(samples: Sequence[tuple], pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72,
+                    n_inp: int = 1) -> list[tuple]:
+    "fastai's `pad_input_chunk`: pad the first `n_inp` fields of each `(x, ..., y)` sample, whole `seq_len` chunks first."
+    if n_inp < 1: raise ValueError(f"pad_input_chunk: n_inp must be 1 or more, got {n_inp}")
+    texts = [np.asarray(s[i]) for s in samples for i in range(n_inp)]      # sample by sample, field by field
+    # One length for every input field of the batch (the longest of them all), as fastai pads them.
+    padded = pad_docs(texts, pad_idx=pad_idx, pad_first=pad_first, seq_len=seq_len).reshape(len(samples), n_inp, -1)
+    return [(*torch.from_numpy(p).unbind(0), *s[n_inp:]) for p, s in zip(padded, samples)]
+
+# %% ../nbs/02_data.ipynb #acf8c203
+def pad_chunk(x: torch.Tensor, pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72,
+              pad_len: int = 10) -> torch.Tensor:
+    "fastai's `pad_chunk`: one text `x` (n,) padded to `pad_len`, whole `seq_len` chunks in front (`pad_first`), the rest after."
+    x = torch.as_tensor(x)
+    n_pad = pad_len - x.shape[0]
+    if n_pad < 0: raise ValueError(f"pad_chunk: the text has {x.shape[0]} tokens, more than pad_len={pad_len}")
+    chunks = x.new_full(((n_pad // seq_len) * seq_len,), pad_idx)   # whole chunks keep each chunk boundary in place
+    rest = x.new_full((n_pad % seq_len,), pad_idx)
+    return torch.cat([chunks, x, rest] if pad_first else [x, chunks, rest])
+
+class Pad_Chunk:
+    "fastai's `Pad_Chunk` as a plain callable: pad a batch of samples as `pad_input_chunk` does; `decodes` unpads."
+    def __init__(self, pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72, decode: bool = True,
+                 n_inp: int = 1):
+        self.pad_idx, self.pad_first, self.seq_len, self.decode, self.n_inp = pad_idx, pad_first, seq_len, decode, n_inp
+
+    def __call__(self, samples: Sequence[tuple]) -> list[tuple]:
+        "Pad the first `n_inp` fields (the texts) of every sample to one length."
+        return pad_input_chunk(samples, self.pad_idx, self.pad_first, self.seq_len, self.n_inp)
+
+    def decodes(self, o: torch.Tensor) -> torch.Tensor:
+        "One padded text `o` without its padding (`o` as it is when made with `decode=False`)."
+        return o[o != self.pad_idx] if self.decode else o
+
+# %% ../nbs/02_data.ipynb #62755d56
+def pad_input(samples: Sequence[tuple], pad_idx: int = 1, pad_fields: int | Sequence[int] = 0, pad_first: bool = False,
+              backwards: bool = False) -> list[tuple]:
+    "fastai's `pad_input`: pad the fields `pad_fields` of every sample to the longest of that field in the batch."
+    fields = [pad_fields] if isinstance(pad_fields, int) else list(pad_fields)
+    # Reversing moves the padding to the other end, so with `backwards` pad the other end first.
+    if backwards: pad_first = not pad_first
+    rows = [list(s) for s in samples]
+    for f in fields:
+        texts = [torch.as_tensor(s[f]) for s in samples]
+        longest = max(t.shape[0] for t in texts)
+        for row, t in zip(rows, texts):
+            pad = t.new_full((longest - t.shape[0],), pad_idx)
+            padded = torch.cat([pad, t] if pad_first else [t, pad])
+            row[f] = padded.flip(0) if backwards else padded
+    return [tuple(r) for r in rows]
+
+class Pad_Input:
+    "fastai's `Pad_Input` as a plain callable: pad a batch of samples as `pad_input` does; `decodes` unpads."
+    def __init__(self, pad_idx: int = 1, pad_fields: int | Sequence[int] = 0, pad_first: bool = False,
+                 backwards: bool = False):
+        self.pad_idx, self.pad_fields, self.pad_first, self.backwards = pad_idx, pad_fields, pad_first, backwards
+
+    def __call__(self, samples: Sequence[tuple]) -> list[tuple]:
+        "Pad the fields `pad_fields` of every sample to the longest of each."
+        return pad_input(samples, self.pad_idx, self.pad_fields, self.pad_first, self.backwards)
+
+    def decodes(self, o: torch.Tensor) -> torch.Tensor:
+        "One padded text `o` without its padding."
+        return o[o != self.pad_idx]
 
 # %% ../nbs/02_data.ipynb #7807537b
 class SortedDL:
@@ -188,7 +275,7 @@ class SortedDL:
 
     def __iter__(self):
         for b in self.batches():
-            x = _to_device(pad_chunk([self.doc(p) for p in b], self.pad_idx, True, self.seq_len), self.device)
+            x = _to_device(pad_docs([self.doc(p) for p in b], self.pad_idx, True, self.seq_len), self.device)
             if self.labels is None: yield (x,)
             else: yield x, _to_device(self.labels[b], self.device)
 
