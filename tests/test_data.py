@@ -172,11 +172,7 @@ def test_show_batch_lm_plain_table(sample_df, capsys):
     assert 'text_' in out and '<table' not in out                        # a terminal gets plain text
 
 
-# --- the full IMDb (opt in: the first run tokenizes 100,000 reviews) ---------------------------------------------------
-fullimdb = pytest.mark.skipif(not os.environ.get('ULMFIT_LIT_FULLIMDB'),
-                              reason='full-IMDb check: set ULMFIT_LIT_FULLIMDB=1 (tokenizes 100,000 reviews once)')
-
-@fullimdb
+# --- the full IMDb (whenever the shared archive is there: the imdb_path fixture skips otherwise) ------------------------
 def test_full_imdb_tutorial_calls(imdb_path):
     start = time.perf_counter()
     dls = TextDataLoaders.from_folder(imdb_path, valid='test', device='cpu')

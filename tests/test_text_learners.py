@@ -133,7 +133,14 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
              '--clas-epochs', '1', '--bs', '16')
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])      # results on stdout, progress on stderr
-    assert 0 <= result['accuracy'] <= 1 and Path(result['classifier']).exists()
+    assert Path(result['classifier']).exists()
+    # the reported accuracy is the exported classifier's, text by text, on the validation reviews
+    valid = sample_df[sample_df.is_valid]
+    rp = _cli('predict', result['classifier'], *valid.text)
+    assert rp.returncode == 0, rp.stderr[-2000:]
+    cats = [json.loads(l)['category'] for l in rp.stdout.strip().splitlines()]
+    assert len(cats) == len(valid)
+    assert abs(sum(c == l for c, l in zip(cats, valid.label)) / len(valid) - result['accuracy']) < 1e-6
     assert 'epoch' in r.stderr and 'train_loss' in r.stderr
     stamps = {p.name: p.stat().st_mtime for p in (out/'models').glob('*stage*.pth')}
     assert 'lm_stage2.pth' in stamps and 'clas_stage1.pth' in stamps
