@@ -28,6 +28,21 @@ def test_adamw_equals_fastai_adam_through_one_cycle():
         ws.append(torch.cat([p.detach().flatten() for p in learn.model.parameters()]))
     assert (ws[0] - ws[1]).abs().max() < 1e-5
 
+def test_adam_follows_fastais_own_trajectory():
+    """fastai's Adam itself (tests/fixtures/make_adam_reference.py), 40 steps with lr and mom changing every step, wd on
+    one group only: our Adam (torch's AdamW with fastai's defaults) gives the same parameters after every step."""
+    r = json.loads((Path(__file__).parent/'fixtures'/'adam_fastai.json').read_text())
+    w, b = torch.tensor(r['w0']).requires_grad_(), torch.tensor(r['b0']).requires_grad_()
+    x, y = torch.tensor(r['x']), torch.tensor(r['y'])
+    opt = Adam([{'params': [w]}, {'params': [b]}], lr=1e-2)
+    for g, wd in zip(opt.param_groups, r['wd']): g['weight_decay'] = wd
+    for st in r['steps']:
+        for g in opt.param_groups: g['lr'], g['betas'] = st['lr'], (st['mom'], g['betas'][1])
+        loss = ((x @ w + b - y) ** 2).mean()
+        loss.backward(); opt.step(); opt.zero_grad()
+        assert torch.allclose(w, torch.tensor(st['w']), atol=1e-6) and torch.allclose(b, torch.tensor(st['b']), atol=1e-6)
+    assert not torch.allclose(w, torch.tensor(r['w0']), atol=1e-2)          # it moved: the comparison means something
+
 def test_adam_defaults_are_fastais():
     learn = Learner(regression_dls(), nn.Linear(6, 2), loss_func=nn.MSELoss(), quiet=True)
     learn.create_opt()
