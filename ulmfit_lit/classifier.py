@@ -76,6 +76,7 @@ class TextClassifierLearner(TextLearner):
         except ImportError: pass
         with pd.option_context('display.max_colwidth', 80): print(table)
 
+# %% ../nbs/06_classifier.ipynb #832f7565
 def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict | None = None,
                             backwards: bool = False, pretrained: bool | str = True, drop_mult: float = 0.5,
                             n_out: int | None = None, lin_ftrs: list | None = None, ps: list | None = None,

@@ -319,6 +319,7 @@ def run_summary(dls, probs: torch.Tensor, targs: torch.Tensor, stages: list, sec
                 stages=stages, seconds={k: round(v, 1) for k, v in seconds.items()}, machine=_machine(),
                 most_wrong=_most_wrong(dls, probs, targs))
 
+# %% ../nbs/07_cli.ipynb #00be96f2
 def _cmd_train(args) -> None:
     source = Path(args.source)
     if not source.exists(): raise FileNotFoundError(f"{source} is neither a folder nor a .csv file: it does not exist.")
@@ -372,6 +373,7 @@ def _cmd_pretrain(args) -> None:
                        archive=str(pack_pretrained(args.out, Path(args.out)/'imdb_lm.tgz')))
     print(json.dumps(summary))
 
+# %% ../nbs/07_cli.ipynb #10fb7ce4
 def _cmd_predict(args) -> None:
     learn = load_text_learner(args.model)
     texts = args.texts or [l.rstrip('\n') for l in sys.stdin if l.strip()]
@@ -388,6 +390,7 @@ def _cmd_generate(args) -> None:
 PRETRAINED_HELP = ("auto (WikiText-103 if its archive is in ~/.ulmfit_lit/archive, else the course's IMDb model), "
                    "wt103, imdb, none (random weights) or a folder holding one .pth and one .pkl (fastai's layout)")
 
+# %% ../nbs/07_cli.ipynb #92a903b8
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ulmfit-lit', description=(
         "ULMFiT text classification in plain PyTorch. A language model learns the text, a classifier reuses it.\n"
@@ -443,6 +446,7 @@ def _parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
     return p
 
+# %% ../nbs/07_cli.ipynb #2cc2515c
 def main(argv: list[str] | None = None) -> None:
     "Entry point of the `ulmfit-lit` command."
     args = _parser().parse_args(argv)

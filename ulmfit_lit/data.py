@@ -56,6 +56,7 @@ def _check_lens(lens: Sequence[int], real: np.ndarray):
         raise ValueError(f"LMDataLoader: lens[{i}] is {int(lens[i])} but that document has {int(real[i])} tokens "
                          f"({len(bad)} of the {len(real)} lengths differ)")
 
+# %% ../nbs/02_data.ipynb #8fa452ab
 class LMDataLoader:
     "Language-model batches `(x, y)`: the documents concatenated into `bs` streams, `y` is `x` shifted by one token."
     def __init__(self, docs, bs: int = 64, seq_len: int = 72, shuffle: bool = False, doc_idxs: Sequence[int] | None = None,
@@ -544,6 +545,7 @@ def _show_table(df: pd.DataFrame):
         display(HTML(df.to_html()))
     else: print(_plain_table(df))
 
+# %% ../nbs/02_data.ipynb #a58a9163
 class TextDataLoaders:
     "Training and validation loaders of a text task, with its vocab, device and helpers to look at batches."
     def __init__(self, train, valid, vocab: list[str], categories: list | None = None, text_block: TextBlock | None = None,

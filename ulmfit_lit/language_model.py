@@ -196,6 +196,7 @@ def _imdb_lm_files() -> tuple[Path, Path]:
                              f"truncated or altered; delete {folder} and call again to unpack it from the package.")
     return files
 
+# %% ../nbs/05_language_model.ipynb #a5ea8e87
 def pretrained_files(backwards: bool = False, name: str = 'wt103') -> tuple[Path, Path]:
     "The (weights .pth, vocab .pkl) of pretrained LM `name`: 'wt103' (`untar_data(URLs.WT103_FWD/BWD)`), 'imdb' (ours) or a folder."
     if name == 'imdb':
@@ -356,6 +357,7 @@ def _fmt(row: dict, key: str, spec: str) -> str: return format(row[key], spec) i
 def _say(msg: str, quiet: bool):
     if not quiet: print(msg, file=sys.stderr, flush=True)
 
+# %% ../nbs/05_language_model.ipynb #c400983a
 def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None, resume: bool = True,
                 log_every: int = 100, ckpt_minutes: float = 4., stop_after: int | None = None,
                 quiet: bool = False) -> dict:
@@ -439,6 +441,7 @@ def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None,
         result.update({k: v for k, v in history[-1].items() if k in ('valid_loss', 'accuracy', 'perplexity')})
     return result
 
+# %% ../nbs/05_language_model.ipynb #bb869410
 def save_lm_files(model: nn.Module, vocab: list[str], folder: str | Path, name: str) -> tuple[Path, Path]:
     "Save a language model in fastai's pretrained layout: `name.pth` (fp16 state dict) and `name.pkl` (the vocab list)."
     folder = Path(folder)

@@ -258,6 +258,7 @@ def format_time(t: float) -> str:
     t = int(t); h, m, s = t // 3600, (t // 60) % 60, t % 60
     return f'{h}:{m:02d}:{s:02d}' if h else f'{m:02d}:{s:02d}'
 
+# %% ../nbs/04_learner.ipynb #d39a5d06
 class Recorder(Callback):
     "Records per-step `lrs`/`moms`, per-batch `losses` (smoothed, as fastai) and `raw_losses`, per-epoch `values`."
     order = 50
@@ -313,6 +314,7 @@ class Recorder(Callback):
         for a in axs: a.set_xlabel('step')
         return axs
 
+# %% ../nbs/04_learner.ipynb #293c1f30
 def _subplots(*args, **kwargs):
     "matplotlib's subplots, imported only when a plot is asked for."
     import matplotlib.pyplot as plt
@@ -343,6 +345,7 @@ def format_row(epoch: int, values: Sequence, elapsed: float) -> list:
     "One row of the table as strings: epoch as int, floats with 6 decimals, empty for missing, time as mm:ss."
     return [str(epoch)] + ['' if v is None else f'{v:.6f}' for v in values] + [format_time(elapsed)]
 
+# %% ../nbs/04_learner.ipynb #a1f40c9d
 class ProgressCallback(Callback):
     "Prints the epoch table as each epoch ends, with a live progress bar (HTML in notebooks, stderr in terminals)."
     order = 70

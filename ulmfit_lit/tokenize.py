@@ -96,6 +96,7 @@ defaults.text_postproc_rules = [replace_space]
 # whitespace (which spaCy keeps as a token: '\n', '\n ', '  ').
 _re_piece = re.compile(r'\S+ ?|\s+')
 
+# %% ../nbs/01_tokenize.ipynb #41e8ac4f
 class SpacyTokenizer:
     "spaCy's rule-based tokenizer for `lang` (`spacy.blank`: no model download), keeping the special tokens whole."
     max_cache = 2_000_000   # distinct pieces remembered (IMDb has about 600k)
@@ -231,6 +232,7 @@ class SpacyTokenizer:
     def __getstate__(self):   # spaCy objects and the cache stay behind when pickled (spawned workers)
         return {**self.__dict__, '_spacy': None, 'cache': {}}
 
+# %% ../nbs/01_tokenize.ipynb #0b825875
 WordTokenizer = SpacyTokenizer
 
 # %% ../nbs/01_tokenize.ipynb #46e03bea
@@ -924,6 +926,7 @@ def _home() -> Path:
     from ulmfit_lit.download import ulmfit_home      # chapter 00
     return ulmfit_home()
 
+# %% ../nbs/01_tokenize.ipynb #076234d4
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, sp_model: str | Path | None = None,
