@@ -57,8 +57,8 @@ def _check_lens(lens: Sequence[int], real: np.ndarray):
                          f"({len(bad)} of the {len(real)} lengths differ)")
 
 # %% ../nbs/02_data.ipynb #8fa452ab
-class LMDataLoader:
-    "Language-model batches `(x, y)`: the documents concatenated into `bs` streams, `y` is `x` shifted by one token."
+class _LMStreams:
+    "Step 1 of `LMDataLoader`: the documents as `bs` streams, and the ids of any batch of them."
     def __init__(self, docs, bs: int = 64, seq_len: int = 72, shuffle: bool = False, doc_idxs: Sequence[int] | None = None,
                  backwards: bool = False, device: torch.device | str | None = None, seed: int | None = None,
                  lens: Sequence[int] | None = None):
@@ -108,6 +108,9 @@ class LMDataLoader:
         if self.backwards: within = self.doc_lens[doc] - 1 - within   # each document read from its end
         return self.ids[self.offsets[doc] + within]
 
+# %% ../nbs/02_data.ipynb #8fa452ad
+class LMDataLoader(_LMStreams):
+    "Language-model batches `(x, y)`: the documents concatenated into `bs` streams, `y` is `x` shifted by one token."
     def new_epoch(self):
         "Shuffle the document order (when `shuffle`), as fastai does at the start of each epoch."
         if not self.shuffle: return
@@ -138,6 +141,14 @@ class LMDataLoader:
     def to(self, device: torch.device | str) -> LMDataLoader:
         "Make batches on `device` from now on."
         self.device = torch.device(device); return self
+
+    def epoch_state(self) -> dict:
+        "What decides the next epoch's order (the generator's state, the current order), for a resumed fit to restore."
+        return dict(rng=self.rng.getstate(), order=list(self._order_list))
+
+    def set_epoch_state(self, state: dict):
+        "Restore what `epoch_state` returned: the next epoch is shuffled as it would have been."
+        self.rng.setstate(state['rng']); self._order_list = list(state['order'])
 
 # %% ../nbs/02_data.ipynb #b4fa0a16
 def pad_docs(docs: Sequence[np.ndarray], pad_idx: int = 1, pad_first: bool = True, seq_len: int = 72) -> np.ndarray:
@@ -217,8 +228,8 @@ class Pad_Input:
         return o[o != self.pad_idx]
 
 # %% ../nbs/02_data.ipynb #7807537b
-class SortedDL:
-    "Classifier batches `(x, y)` grouped by length as fastai's `SortedDL` does, padded by `pad_input_chunk`."
+class _SortedOrder:
+    "Step 1 of `SortedDL`: the documents, their labels and lengths, and the order an epoch visits them in."
     def __init__(self, docs, labels: Sequence[int] | None = None, bs: int = 64, seq_len: int = 72, shuffle: bool = False,
                  drop_last: bool | None = None, doc_idxs: Sequence[int] | None = None, pad_idx: int = 1,
                  backwards: bool = False, keep_order: bool = False, device: torch.device | str | None = None,
@@ -260,6 +271,9 @@ class SortedDL:
                   else np.array([], dtype=np.int64))
         return np.concatenate([batches[0], middle] + ([batches[-1]] if len(batches) > 1 else []))
 
+# %% ../nbs/02_data.ipynb #7807537d
+class SortedDL(_SortedOrder):
+    "Classifier batches `(x, y)` grouped by length as fastai's `SortedDL` does, padded by `pad_input_chunk`."
     def doc(self, pos: int) -> np.ndarray:
         "Token ids of the document at position `pos` (reversed when `backwards`)."
         i = self.doc_idxs[pos]
@@ -287,6 +301,16 @@ class SortedDL:
     def to(self, device: torch.device | str) -> SortedDL:
         "Make batches on `device` from now on."
         self.device = torch.device(device); return self
+
+    def epoch_state(self) -> dict:
+        "What decides the next epoch's order: NumPy's generator state (as tensors, so a checkpoint loads weights-only)."
+        kind, keys, pos, has_gauss, gauss = self.np_rng.get_state()
+        return dict(np_rng=(kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss))
+
+    def set_epoch_state(self, state: dict):
+        "Restore what `epoch_state` returned: the next epoch is shuffled as it would have been."
+        kind, keys, pos, has_gauss, gauss = state['np_rng']
+        self.np_rng.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 # %% ../nbs/02_data.ipynb #157d5f97
 def get_files(path, extensions: Sequence[str] | None = None, recurse: bool = True,
@@ -426,6 +450,7 @@ class TextBlock:
         if self.vocab is not None: return list(self.vocab)
         return make_vocab(corpus.count(), min_freq=self.min_freq, max_vocab=self.max_vocab)
 
+# %% ../nbs/02_data.ipynb #29697187
 class CategoryBlock:
     "A single-label target: the classes are `vocab` if given, else the training labels' distinct values (sorted)."
     def __init__(self, vocab: Sequence | None = None, sort: bool = True):
@@ -446,8 +471,8 @@ class CategoryBlock:
         return np.array([index[l] for l in labels], dtype=np.int64)
 
 # %% ../nbs/02_data.ipynb #a95e70fc
-class DataBlock:
-    "fastai's `DataBlock` for text: `blocks` is a `TextBlock`, or `(TextBlock, CategoryBlock)` for a classifier."
+class _DataBlockParts:
+    "Step 1 of `DataBlock`: check the blocks, then list, split and label the items."
     def __init__(self, blocks, get_items: Callable | None = None, get_x: Callable | None = None,
                  get_y: Callable | None = None, splitter: Callable | None = None):
         blocks = list(blocks) if isinstance(blocks, (tuple, list)) else [blocks]
@@ -486,6 +511,9 @@ class DataBlock:
             return [self.get_y(row) for _, row in items.iterrows()]
         return [self.get_y(o) for o in items]
 
+# %% ../nbs/02_data.ipynb #a95e70fe
+class DataBlock(_DataBlockParts):
+    "fastai's `DataBlock` for text: `blocks` is a `TextBlock`, or `(TextBlock, CategoryBlock)` for a classifier."
     def dataloaders(self, source, path='.', bs: int = 64, val_bs: int | None = None, seq_len: int | None = None,
                     shuffle: bool = True, device: torch.device | str | None = None) -> TextDataLoaders:
         "Training and validation loaders for `source` (a folder or a DataFrame)."
@@ -546,8 +574,8 @@ def _show_table(df: pd.DataFrame):
     else: print(_plain_table(df))
 
 # %% ../nbs/02_data.ipynb #a58a9163
-class TextDataLoaders:
-    "Training and validation loaders of a text task, with its vocab, device and helpers to look at batches."
+class _LoadersPair:
+    "Step 1 of `TextDataLoaders`: the training and validation loaders of a text task, its vocab, classes and device."
     def __init__(self, train, valid, vocab: list[str], categories: list | None = None, text_block: TextBlock | None = None,
                  path='.', device: torch.device | str | None = None):
         self.train, self.valid, self.tokens, self.categories = train, valid, vocab, categories
@@ -578,6 +606,9 @@ class TextDataLoaders:
         "The first batch of a training epoch."
         return next(iter(self.train))
 
+# %% ../nbs/02_data.ipynb #a58a9165
+class _LoadersViews(_LoadersPair):
+    "Step 2 of `TextDataLoaders`: look at batches, and tokenize new texts as the training data was."
     def decode(self, ids) -> str:
         "The tokens of `ids` joined by spaces, padding dropped (fastai's decoded text)."
         return ' '.join(self.tokens[i] for i in ids.tolist() if i != self.pad_idx)
@@ -619,6 +650,9 @@ class TextDataLoaders:
         return (f"TextDataLoaders({kind}: {len(self.train)} training and {len(self.valid)} validation batches, "
                 f"bs={self.bs}, seq_len={self.seq_len}, vocab of {len(self.tokens)}, device={self.device})")
 
+# %% ../nbs/02_data.ipynb #a58a9167
+class TextDataLoaders(_LoadersViews):
+    "Training and validation loaders of a text task, with its vocab, device and helpers to look at batches."
     @classmethod
     def from_dblock(cls, dblock: DataBlock, source, path='.', bs: int = 64, val_bs: int | None = None,
                     seq_len: int | None = None, shuffle: bool = True,

@@ -97,8 +97,8 @@ defaults.text_postproc_rules = [replace_space]
 _re_piece = re.compile(r'\S+ ?|\s+')
 
 # %% ../nbs/01_tokenize.ipynb #41e8ac4f
-class SpacyTokenizer:
-    "spaCy's rule-based tokenizer for `lang` (`spacy.blank`: no model download), keeping the special tokens whole."
+class _SpacySetup:
+    "Step 1 of `SpacyTokenizer`: build spaCy's tokenizer for `lang` and index its multi-token special patterns."
     max_cache = 2_000_000   # distinct pieces remembered (IMDb has about 600k)
     def __init__(self, lang: str = 'en', special_toks: list[str] | None = None, buf_sz: int = 5000):
         self.lang, self.buf_sz = lang, buf_sz   # buf_sz is fastai's argument; kept for the same signature
@@ -143,6 +143,9 @@ class SpacyTokenizer:
         # Pieces can be tokenized many at a time, joined by newlines, if no matcher pattern involves a newline.
         self.can_batch = not any('\n' in k for k in in_matcher)
 
+# %% ../nbs/01_tokenize.ipynb #41e8ac51
+class _SpacyStraddles(_SpacySetup):
+    "Step 2 of `SpacyTokenizer`: can a special pattern run across two neighbouring pieces of a text?"
     def merged(self, toks: list[str]) -> bool:
         "Whether `toks` holds a token that spaCy's matcher may have merged from several (`''`, `'s`, ...)."
         return any(t in self._merged for t in toks)
@@ -166,6 +169,9 @@ class SpacyTokenizer:
         ends = self.piece_ends(left)
         return bool(ends) and not ends.isdisjoint(self.piece_starts(right))
 
+# %% ../nbs/01_tokenize.ipynb #41e8ac53
+class _SpacyPieces(_SpacyStraddles):
+    "Step 3 of `SpacyTokenizer`: the tokens of single pieces, without spaCy where a plain word allows, else many per call."
     # A plain lowercase word (at most one trailing space): spaCy's English prefix, suffix, infix and URL rules all
     # need a character other than a-z, so only a special case could split it. Followed by one of .,?!;:) it is
     # split off by the suffix rules, and the word is left. (Checked against spaCy on every such piece of IMDb.)
@@ -199,6 +205,9 @@ class SpacyTokenizer:
         "spaCy's tokens for one whitespace-delimited piece (no cache)."
         return [t.text for t in self.spacy_tokenizer(piece)]
 
+# %% ../nbs/01_tokenize.ipynb #41e8ac55
+class SpacyTokenizer(_SpacyPieces):
+    "spaCy's rule-based tokenizer for `lang` (`spacy.blank`: no model download), keeping the special tokens whole."
     def tokenize1(self, text: str) -> list[str]:
         "The tokens of one text: spaCy runs once per distinct piece, then the pieces' tokens are reused."
         cache, out, prev, prev_merged = self.cache, [], None, False
@@ -225,7 +234,9 @@ class SpacyTokenizer:
     def settings(self) -> dict:
         "What the tokens depend on, for cache keys."
         import spacy
-        try: impl = hashlib.sha1(inspect.getsource(type(self)).encode()).hexdigest()   # our code changed: new tokens
+        try:   # our code changed: new tokens (every step of the class counts)
+            impl = hashlib.sha1(''.join(inspect.getsource(k) for k in type(self).__mro__
+                                        if k is not object).encode()).hexdigest()
         except (OSError, TypeError): impl = None
         return dict(cls='SpacyTokenizer', lang=self.lang, special_toks=self.special_toks, spacy=spacy.__version__, impl=impl)
 
@@ -400,8 +411,8 @@ def _rules_fn(rules: Sequence[Callable]) -> Callable[[list[str]], list[str]]:
     return lambda texts: [_apply_rules(t, rules) for t in texts]
 
 # %% ../nbs/01_tokenize.ipynb #502d1a56
-class _Job:
-    "What a worker needs: where the texts are, the tokenizer and rules; it keeps its own tables of words and pieces."
+class _JobTables:
+    "Step 1 of a worker's job: where the texts are, the tokenizer and rules, and its own tables of words and pieces."
     def __init__(self, texts=None, files=None, tok=None, rules=(), post_rules=(), encoding='utf-8', errors='strict',
                  as_text=True):
         self.texts, self.files, self.tok = texts, files, tok
@@ -455,6 +466,9 @@ class _Job:
         self.tok_ids = np.concatenate([self.tok_ids, np.array(self.ids_of(list(chain.from_iterable(toks))), np.uint32)])
         table.update(zip(new, range(len(table), len(table) + len(new))))
 
+# %% ../nbs/01_tokenize.ipynb #502d1a58
+class _Job(_JobTables):
+    "What a worker runs: token ids for a chunk of documents, from its piece table, spaCy only for new pieces."
     def straddles(self, left: str, right: str) -> bool:
         "`SpacyTokenizer.straddles`, remembered for each pair of pieces."
         key = (left, right)
@@ -513,6 +527,7 @@ class _Job:
         reported[first_seen] = True; self.reported = reported
         return os.getpid(), self.words[n_words:], ids, lens, first_seen
 
+# %% ../nbs/01_tokenize.ipynb #502d1a5a
 _JOB = None
 def _set_job(job):
     global _JOB; _JOB = job
@@ -532,6 +547,7 @@ def _chunk_results(job: _Job, n: int, n_workers: int):
     with ctx.Pool(min(n_workers, len(bounds)), initializer=_set_job, initargs=(job,)) as pool:
         yield from pool.imap(_run_chunk, bounds)
 
+# %% ../nbs/01_tokenize.ipynb #502d1a5b
 def _merge(results, post_rules: Sequence[Callable] = ()) -> tuple[list[str], np.ndarray, np.ndarray]:
     "Map each worker's ids to global ids (words after `post_rules`), numbered in order of first appearance in the corpus."
     words, word2id, tables, all_ids, all_lens = [], {}, {}, [], []
@@ -610,6 +626,7 @@ class Tokenized:
         store.vocab = None
         return cls(words, counts, store, json.loads((folder/'names.json').read_text()))
 
+# %% ../nbs/01_tokenize.ipynb #783b0d4e
 def _tokenize_job(job: _Job, n: int, n_workers: int, names=None) -> Tokenized:
     gc_was_on = gc.isenabled()
     gc.disable()   # no reference cycles are made here; the collector would walk our millions of objects again and again
@@ -626,6 +643,7 @@ def _setup_tok(tok, items, rules):
     if isinstance(tok, SpacyTokenizer): tok.spacy_tokenizer   # load spaCy once here: forked workers inherit it
     return tok
 
+# %% ../nbs/01_tokenize.ipynb #783b0d4f
 def tokenize_texts_to_store(texts: Sequence[str], tok=None, rules: list[Callable] | None = None,
                             n_workers: int = defaults.cpus, post_rules: list[Callable] | None = None) -> Tokenized:
     "Tokenize `texts` in `n_workers` processes (in this one if <= 1) into a compact `Tokenized`."
