@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 from ulmfit_lit.download import URLs, untar_data
 from ulmfit_lit.data import TextDataLoaders
 from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
-from ulmfit_lit.learner import accuracy
+from ulmfit_lit.learner import accuracy, set_seed, Callback, FitCheckpoint
 from ulmfit_lit.language_model import language_model_learner, generate_ids
 from ulmfit_lit.classifier import text_classifier_learner, load_text_learner
 
@@ -232,7 +233,7 @@ def test_export_keeps_a_backwards_classifier_backwards(sample_df, tmp_path):
 
 
 def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp_path):
-    "`train --skip-lm` on an IMDb-layout folder: four recorded stages, a summary that a resumed run reproduces."
+    "`train --skip-lm` on an IMDb-layout folder: four recorded stages; resumed between or inside stages, the same summary."
     path = _imdb_like_folder(sample_df, tmp_path/'imdb')
     r = _cli('train', str(path), '--out', str(tmp_path/'x'), '--skip-lm', '--pretrained', 'none')
     assert r.returncode != 0 and '--skip-lm' in r.stderr and 'not none' in r.stderr
@@ -250,7 +251,7 @@ def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp
     diag = sum(summary['confusion'][i][i] for i in range(2))
     assert abs(diag / 120 - summary['accuracy']) < 1e-6
     counts = sample_df[sample_df.is_valid].label.value_counts()
-    assert summary['majority'] == counts.max() / 120 and 0 <= summary['baseline_accuracy'] <= 1
+    assert summary['majority'] == counts.max() / 120 and summary['baseline_accuracy'] > summary['majority'] + 0.1
     wrong = summary['most_wrong']
     assert len(wrong) == min(10, 120 - diag) and all(w['label'] != w['predicted'] for w in wrong)
     assert [w['probability'] for w in wrong] == sorted((w['probability'] for w in wrong), reverse=True)
@@ -267,6 +268,26 @@ def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp
     assert r3.returncode == 0 and r3.stderr.count('train_loss') == 0
     final = json.loads((out/'summary.json').read_text())
     for key in ('accuracy', 'confusion', 'stages', 'most_wrong'): assert final[key] == again[key]
+    # a run killed (SIGKILL) inside stage 2: --resume goes on from its last checkpoint in that stage and ends exactly
+    # where the first run, which nobody stopped, ended
+    killed = tmp_path/'killed'
+    kargs = args[:2] + ('--out', str(killed)) + args[4:-1] + ('--ckpt-minutes', '0.02')
+    progress = killed/'models'/'clas_stage2_progress.pth'
+    proc = subprocess.Popen([sys.executable, '-m', 'ulmfit_lit', *kargs], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.time() + 900
+    while not progress.exists() and proc.poll() is None and time.time() < deadline: time.sleep(0.1)
+    proc.kill(); proc.wait()
+    assert progress.exists() and not (killed/'models'/'clas_stage2.pth').exists()
+    state = torch.load(progress, weights_only=True)
+    assert state['epoch'] == 0 and 0 < state['next_iter'] < state['signature']['n_iter']     # mid-stage
+    r4 = _cli(*kargs, '--resume')
+    assert r4.returncode == 0, r4.stderr[-2000:]
+    assert r4.stderr.count('train_loss') == 3 and not progress.exists()      # stages 2 (the rest of it), 3 and 4
+    resumed = json.loads((killed/'summary.json').read_text())
+    for key in ('accuracy', 'confusion', 'most_wrong'): assert resumed[key] == summary[key]
+    figures = lambda rows: [{k: v for k, v in row.items() if k != 'seconds'} for row in rows]
+    assert figures(resumed['stages']) == figures(summary['stages'])
 
 
 def test_load_learner_needs_no_later_chapter_imported(dls_lm, tmp_path):
@@ -284,3 +305,43 @@ def test_load_learner_needs_no_later_chapter_imported(dls_lm, tmp_path):
     from ulmfit_lit.learner import build_model
     with pytest.raises(KeyError, match='No model builder named'): build_model('nope', {}, 'antigravity')
     assert 'antigravity' not in sys.modules
+
+
+class _KillAt(Callback):
+    "Stands in for a kill: stops the fit abruptly after training batch `n` of epoch `epoch`."
+    order = 100
+    def __init__(self, epoch, n): self.epoch, self.n = epoch, n
+    def after_batch(self, learn):
+        if learn.training and learn.epoch == self.epoch and learn.iter == self.n: raise KeyboardInterrupt
+
+
+def test_lm_fit_killed_mid_epoch_resumes_with_the_same_shuffled_batches(sample_df, tmp_path):
+    "An LM whose loader reshuffles every epoch, killed in epoch 2: a new learner resumes to the very same weights."
+    df = sample_df.head(40)
+    def learner(seed):
+        set_seed(seed)          # a new process would start from other seeds: the checkpoint must restore them all
+        dls = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_pct=0.25, seed=0, bs=8, seq_len=16)
+        return language_model_learner(dls, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                      path=tmp_path, quiet=True)
+    learner(0)                  # the first call tokenizes and caches the texts; every later call reads the cache
+    whole = learner(0)
+    assert whole.dls.train.shuffle and len(whole.dls.train) > 10
+    whole.fit_one_cycle(3, 1e-2)
+    killed = learner(0)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit_one_cycle(3, 1e-2, cbs=[FitCheckpoint('lm_progress', every=0), _KillAt(epoch=1, n=7)])
+    resumed = learner(1)
+    resumed.fit_one_cycle(3, 1e-2, cbs=FitCheckpoint('lm_progress'))
+    for a, b in zip(whole.model.parameters(), resumed.model.parameters()): assert torch.equal(a, b)
+    assert resumed.recorder.values == whole.recorder.values
+    assert not resumed.model_file('lm_progress').exists()
+    # without the loader's epoch state the resumed epoch would read other batches: the weights would differ
+    other = learner(0)
+    with pytest.raises(KeyboardInterrupt):
+        other.fit_one_cycle(3, 1e-2, cbs=[FitCheckpoint('lm_other', every=0), _KillAt(epoch=1, n=7)])
+    state = torch.load(other.model_file('lm_other'), weights_only=True)
+    state['epoch_rng'] = None
+    torch.save(state, other.model_file('lm_other'))
+    again = learner(1)
+    again.fit_one_cycle(3, 1e-2, cbs=FitCheckpoint('lm_other'))
+    assert not all(torch.equal(a, b) for a, b in zip(whole.model.parameters(), again.model.parameters()))

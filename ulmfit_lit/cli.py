@@ -22,7 +22,7 @@ from torch import nn
 from .download import URLs, untar_data, _sha256
 from .data import TextDataLoaders, SortedDL
 from .awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, load_itos
-from .learner import accuracy, Perplexity, set_seed
+from .learner import accuracy, Perplexity, set_seed, FitCheckpoint
 from .language_model import language_model_learner, LMLearner, PRETRAIN_CONFIG, pretrain_lm
 from .language_model import resolve_pretrained, pretrained_sizes, pretrained_files
 from .classifier import text_classifier_learner, TextClassifierLearner, load_text_learner
@@ -56,8 +56,9 @@ def _done(learn, name: str) -> bool:
 
 def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float = 2e-3, frozen_lr: float = 2e-2,
                  pretrained: str | None = None, drop_mult: float = 0.3, resume: bool = False,
-                 quiet: bool = False) -> LMLearner:
+                 quiet: bool = False, ckpt_every: float = 300.) -> LMLearner:
     "Fine-tune (or train) a language model on `dls_lm`: a frozen epoch, then `epochs` unfrozen; save its encoder."
+    # within a stage, FitCheckpoint saves every `ckpt_every` seconds: a kill costs minutes, not the epoch
     learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=drop_mult,
                                    pretrained=pretrained if pretrained else False,
                                    metrics=[accuracy, Perplexity()], path=path, quiet=quiet)
@@ -65,10 +66,10 @@ def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float =
     else:
         if resume and _done(learn, 'lm_stage1'): learn.load('lm_stage1')
         else:
-            learn.fit_one_cycle(1, frozen_lr)
+            learn.fit_one_cycle(1, frozen_lr, cbs=FitCheckpoint('lm_stage1_progress', ckpt_every, resume))
             learn.save('lm_stage1')
         learn.unfreeze()
-        if epochs: learn.fit_one_cycle(epochs, lr)
+        if epochs: learn.fit_one_cycle(epochs, lr, cbs=FitCheckpoint('lm_stage2_progress', ckpt_every, resume))
         learn.save('lm_stage2')
     learn.save_encoder('lm_encoder')
     return learn
@@ -88,7 +89,8 @@ def _write_json(obj, file: Path):
 
 def train_classifier(dls_clas, config: dict, path: Path, lr: float = 2e-2, final_epochs: int = 2,
                      drop_mult: float = 0.5, encoder: str | None = 'lm_encoder', pretrained: str | None = None,
-                     resume: bool = False, quiet: bool = False) -> TextClassifierLearner:
+                     resume: bool = False, quiet: bool = False,
+                     ckpt_every: float = 300.) -> TextClassifierLearner:
     "Gradual unfreezing from the saved `encoder` (or straight from `pretrained` LM weights); save and record each stage."
     learn = text_classifier_learner(dls_clas, AWD_LSTM, config=config, drop_mult=drop_mult,
                                     pretrained=pretrained if encoder is None and pretrained else False,
@@ -104,9 +106,11 @@ def train_classifier(dls_clas, config: dict, path: Path, lr: float = 2e-2, final
         learn.freeze_to(group)
         t = time.time()
         stage_lr = slice(stage_lr / (2.6 ** 4), stage_lr) if group != -1 else stage_lr
-        learn.fit_one_cycle(epochs, stage_lr)
+        ckpt = FitCheckpoint(f'{name}_progress', ckpt_every, resume)   # a kill mid-stage resumes mid-stage
+        learn.fit_one_cycle(epochs, stage_lr, cbs=ckpt)
         learn.save(name)
-        rows = [r for r in rows if r['stage'] != name] + [_stage_row(learn, name, group, epochs, stage_lr, time.time() - t)]
+        seconds = ckpt.seconds_before + time.time() - t                 # with the time before a kill
+        rows = [r for r in rows if r['stage'] != name] + [_stage_row(learn, name, group, epochs, stage_lr, seconds)]
         _write_json(rows, record)
     return learn
 
@@ -334,14 +338,16 @@ def _cmd_train(args) -> None:
         if args.skip_lm: vocab, lm_file = load_itos(pretrained_files(False, name)[1]), None   # the LM's own vocab
         else:
             dls_lm = dls_from_source(source, True, args.bs, text_col=args.text_col)
-            learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, pretrained=name, resume=args.resume)
+            learn_lm = fine_tune_lm(dls_lm, lm_config, out, epochs=args.lm_epochs, pretrained=name, resume=args.resume,
+                                    ckpt_every=args.ckpt_minutes * 60)
             lm_file, vocab = learn_lm.export('lm_export.pth'), dls_lm.vocab
             secs['language model'] = time.time() - t; t = time.time()
         dls = dls_from_source(source, False, args.bs, text_col=args.text_col, label_col=args.label_col, text_vocab=vocab)
         secs['classifier data'] = time.time() - t
         stage_dls = valid_subset(dls, args.stage_valid, args.seed) if args.stage_valid else dls
         learn = train_classifier(stage_dls, clas_config, out, final_epochs=args.clas_epochs, resume=args.resume,
-                                 encoder=None if args.skip_lm else 'lm_encoder', pretrained=name)
+                                 encoder=None if args.skip_lm else 'lm_encoder', pretrained=name,
+                                 ckpt_every=args.ckpt_minutes * 60)
         learn.export('classifier_export.pth')
         t = time.time()
         probs, targs = learn.get_preds(dl=dls.valid)        # measured again on all of it: resumed runs fit nothing
@@ -414,7 +420,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--lm-epochs', type=int, default=10); t.add_argument('--clas-epochs', type=int, default=2)
     t.add_argument('--bs', type=int, default=64); t.add_argument('--seed', type=int, default=42)
     t.add_argument('--text-col', default='text'); t.add_argument('--label-col', default='label')
-    t.add_argument('--resume', action='store_true', help='continue after the last finished stage in --out')
+    t.add_argument('--resume', action='store_true',
+                   help='continue a killed run in --out: after its last finished stage, or inside a stage from its last checkpoint')
+    t.add_argument('--ckpt-minutes', type=float, default=5., help='inside a stage, save a checkpoint this often')
     t.add_argument('--skip-lm', action='store_true',
                    help='no language-model fine-tuning: the classifier starts from the pretrained LM as it is')
     t.add_argument('--stage-valid', type=int, default=None,

@@ -24,7 +24,7 @@ __all__ = ['EVENTS', 'norm_types', 'SuggestedLRs', 'MODEL_BUILDERS', 'CancelFitE
            'RNNRegularizer', 'GradientClip', 'atomic_save', 'SaveModelCallback', 'LRFinder', 'valley',
            'register_model_builder', 'record_build', 'build_model', 'InferenceData', 'set_seed', 'distrib_device',
            'rank_distrib', 'num_distrib', 'DistributedDL', 'DistributedDataLoaders', 'CrossEntropyLossFlat', 'Learner',
-           'load_learner']
+           'load_learner', 'FitCheckpoint']
 
 # %% ../nbs/04_learner.ipynb #a861c0b5
 class CancelFitException(Exception):
@@ -645,6 +645,7 @@ class _LearnerState:
         self.autocast_dtype = None                       # set by fit from the precision (to_fp16, to_bf16)
         self.epoch, self.loss, self.model_out, self.show_table = 0, None, None, True
         self.layer_groups = None
+        self.skip_iters = 0          # training batches the next epoch passes over (set by FitCheckpoint on resume)
         device = getattr(dls, 'device', None)
         if device is not None: self.model.to(device)   # predict and get_preds work before any fit, on the data's device
 
@@ -776,6 +777,7 @@ class _LearnerLoop(_LearnerFreezing):
     def _all_batches(self) -> None:
         self.n_iter = len(self.dl)
         for self.iter, batch in enumerate(self.dl):
+            if self.training and self.iter < self.skip_iters: continue   # trained before a resume
             self.xb, self.yb = tuple(batch[:-1]), tuple(batch[-1:])
             self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
@@ -1049,3 +1051,68 @@ def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
     dls = InferenceData(json.loads(state['vocab']), device, **json.loads(state['extras']))
     dls.files = {k: bytes(v.cpu().numpy()) for k, v in state.get('files', {}).items()}   # e.g. a SentencePiece model
     return Learner(dls, model, quiet=True)
+
+# %% ../nbs/04_learner.ipynb #f17c0002
+def _epoch_state(dl) -> dict | None:
+    "What decides `dl`'s next epoch order (its shuffle), if the loader can tell (`epoch_state`, chapter 02's loaders)."
+    return dl.epoch_state() if hasattr(dl, 'epoch_state') else None
+
+def _rnn_states(model: nn.Module) -> dict:
+    "Every submodule's kept hidden state (an RNN LM carries it from batch to batch), by module name."
+    return {name: dict(hidden=m.hidden, bs=getattr(m, 'bs', None))
+            for name, m in unwrap_model(model).named_modules() if getattr(m, 'hidden', None) is not None}
+
+# %% ../nbs/04_learner.ipynb #f17c0006
+class FitCheckpoint(Callback):
+    "Every `every` seconds of training save all a fit needs to go on from the next batch; with `resume`, go on from it."
+    order = 90        # after ModelResetter (before_train) and after Recorder and the schedulers (after_batch)
+    def __init__(self, fname: str = 'fit_checkpoint', every: float = 300., resume: bool = True):
+        self.fname, self.every, self.resume = fname, every, resume
+        self.seconds_before = 0.         # training seconds spent before a resume, for a report of the whole fit
+
+    def _signature(self, learn) -> dict:
+        return dict(n_epoch=learn.n_epoch, n_iter=len(learn.dls.train),
+                    trainable=sum(p.numel() for p in learn.model.parameters() if p.requires_grad))
+
+    def before_fit(self, learn):
+        self.file, self.pending, self.finished = learn.model_file(self.fname), None, False
+        self.t_fit = self.t_saved = time.time()
+        if not (self.resume and self.file.exists()): return
+        state = torch.load(self.file, map_location=learn._device_type(), weights_only=True)
+        if state['signature'] != self._signature(learn):
+            raise ValueError(f"{self.file} was saved by a fit with {state['signature']}, not {self._signature(learn)}: "
+                             f"delete it to start this fit afresh, or pass resume=False.")
+        unwrap_model(learn.model).load_state_dict(state['model']); learn.opt.load_state_dict(state['opt'])
+        learn.start_epoch, learn.train_iter = state['epoch'], state['train_iter']
+        learn.recorder.values = state['values']
+        learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val = state['smooth_loss']
+        self.seconds_before, self.pending = state['seconds'], state
+
+    def before_train(self, learn):
+        if self.pending is not None:       # the epoch the checkpoint was in: same shuffle, then skip what was done
+            s, self.pending = self.pending, None
+            if s['epoch_rng'] is not None: learn.dl.set_epoch_state(s['epoch_rng'])
+            torch.set_rng_state(s['torch_rng'])
+            for name, m in unwrap_model(learn.model).named_modules():
+                if name in s['rnn']: m.hidden, m.bs = s['rnn'][name]['hidden'], s['rnn'][name]['bs']
+            learn.skip_iters, learn.pct_train = s['next_iter'], s['pct_train']
+        self.epoch_rng = _epoch_state(learn.dl)            # before the loader draws this epoch's order
+
+    def after_batch(self, learn):
+        if learn.training and time.time() - self.t_saved >= self.every: self.save(learn)
+
+    def save(self, learn) -> Path:
+        "Write the checkpoint now (atomically; only rank 0 writes)."
+        state = dict(model=unwrap_model(learn.model).state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch,
+                     next_iter=learn.iter + 1, train_iter=learn.train_iter, pct_train=learn.pct_train,
+                     values=[[None if v is None else float(v) for v in row] for row in learn.recorder.values], smooth_loss=(learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val),
+                     epoch_rng=self.epoch_rng, torch_rng=torch.get_rng_state(), rnn=_rnn_states(learn.model),
+                     seconds=self.seconds_before + time.time() - self.t_fit, signature=self._signature(learn))
+        if rank_distrib() == 0: atomic_save(state, self.file)
+        self.t_saved = time.time()
+        return self.file
+
+    def after_train(self, learn): learn.skip_iters = 0
+    def after_epoch(self, learn): self.finished = learn.epoch == learn.n_epoch - 1
+    def after_fit(self, learn):
+        if self.finished and self.file.exists() and rank_distrib() == 0: self.file.unlink()   # done: nothing to resume
