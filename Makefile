@@ -68,7 +68,8 @@ export: install
 check-drift: export
 	git diff --exit-code -- ulmfit_lit nbs README.md
 
-# Benchmarks print figures (ours, and fastai's when it is importable from a side environment); they assert nothing.
+# Benchmarks print figures and write their medians to measurements.json (ours, and fastai's when FASTAI_PYTHON names
+# a Python that imports fastai 2.8.12, e.g. `make bench FASTAI_PYTHON=/path/to/venv/bin/python`); they assert nothing.
 bench: install test-home
 	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/tokenization.py
 	ULMFIT_LIT_HOME=$(TEST_HOME) $(BIN)/python bench/dataload.py

@@ -5,12 +5,16 @@
     python bench/dataload.py --device cuda
 
 Prints figures, never asserts them. fastai's AWD-LSTM trains at about 250k tokens/s at bs 128 on an H200; the loaders
-should make batches at least 20 times faster than that. When fastai is importable from the side venv
-(/work/fastai-venv, or $FASTAI_PYTHON), its LMDataLoader and SortedDL are timed on the same token ids in the same run.
+should make batches at least 20 times faster than that. When fastai is found (--fastai-python or $FASTAI_PYTHON,
+see bench/common.py), its LMDataLoader and SortedDL are timed on the same token ids in the same run, in-process like
+ours (num_workers=0: neither side gets worker processes). Medians of --runs; figures go to measurements.json
+('dataload').
 """
 import os, sys
-import argparse, json, subprocess, tempfile, textwrap, time
+import argparse, json, statistics, subprocess, tempfile, textwrap, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import add_common_options, fastai_python, spread, record
 
 import numpy as np
 import pandas as pd
@@ -22,9 +26,9 @@ from ulmfit_lit.download import URLs, untar_data
 GPU_TOKENS_PER_S = 250_000   # fastai's AWD-LSTM at bs 128 on an H200
 
 
-def time_batches(dl, n: int, repeats: int = 3) -> tuple[float, float]:
-    "Best batches/s and tokens/s over `repeats` runs of (up to) `n` batches, from a fresh epoch each time."
-    best_bps, best_tps = 0.0, 0.0
+def time_batches(dl, n: int, repeats: int = 3) -> tuple[list, list]:
+    "Batches/s and tokens/s of each of `repeats` runs of (up to) `n` batches, from a fresh epoch each time."
+    bps, tps = [], []
     for _ in range(repeats):
         count = tokens = 0
         start = time.perf_counter()
@@ -34,8 +38,8 @@ def time_batches(dl, n: int, repeats: int = 3) -> tuple[float, float]:
             if count == n: break
         if x.device.type == 'cuda': torch.cuda.synchronize()
         dt = time.perf_counter() - start
-        best_bps, best_tps = max(best_bps, count / dt), max(best_tps, tokens / dt)
-    return best_bps, best_tps
+        bps.append(count / dt); tps.append(tokens / dt)
+    return bps, tps
 
 
 FASTAI_SCRIPT = textwrap.dedent('''
@@ -43,33 +47,27 @@ FASTAI_SCRIPT = textwrap.dedent('''
     from functools import partial
     from fastai.text.all import LMDataLoader, SortedDL, TensorText, TensorCategory, pad_input_chunk
     d = np.load(sys.argv[1]); ids, offsets, labels = d['ids'].astype(np.int64), d['offsets'], d['labels']
-    n, lm_bs, lm_sl, cl_bs, cl_sl = (int(a) for a in sys.argv[2:7])
+    n, lm_bs, lm_sl, cl_bs, cl_sl, runs = (int(a) for a in sys.argv[2:8])
     docs = [TensorText(torch.from_numpy(ids[offsets[i]:offsets[i+1]])) for i in range(len(offsets) - 1)]
-    def best(dl):
-        out = 0.0
-        for _ in range(3):
+    def rates(dl):
+        out = []
+        for _ in range(runs):
             c = 0; t = time.perf_counter()
             for b in dl:
                 c += 1
                 if c == n: break
-            out = max(out, c / (time.perf_counter() - t))
+            out.append(c / (time.perf_counter() - t))
         return out
-    lm = LMDataLoader(docs, bs=lm_bs, seq_len=lm_sl, shuffle=True)
+    # num_workers=0: batches made in this process, as ours are (fastai's default would start worker processes)
+    lm = LMDataLoader(docs, bs=lm_bs, seq_len=lm_sl, shuffle=True, num_workers=0)
     ds = [(x, TensorCategory(int(l))) for x, l in zip(docs, labels)]
-    cl = SortedDL(ds, bs=cl_bs, shuffle=True, drop_last=True, before_batch=partial(pad_input_chunk, seq_len=cl_sl))
-    print(json.dumps(dict(lm=best(lm), clas=best(cl))))
+    cl = SortedDL(ds, bs=cl_bs, shuffle=True, drop_last=True, before_batch=partial(pad_input_chunk, seq_len=cl_sl),
+                  num_workers=0)
+    print(json.dumps(dict(lm=rates(lm), clas=rates(cl))))
 ''')
 
 
-def fastai_python() -> str | None:
-    "The side venv's python if it can import fastai."
-    py = os.environ.get('FASTAI_PYTHON', '/work/fastai-venv/bin/python')
-    if not Path(py).exists(): return None
-    ok = subprocess.run([py, '-c', 'import fastai'], capture_output=True).returncode == 0
-    return py if ok else None
-
-
-def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_sl) -> dict | None:
+def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_sl, runs) -> dict | None:
     "fastai's batches/s on the same documents (ids copied into its list-of-tensors form first, not timed)."
     lens = store.offsets[1:] - store.offsets[:-1]
     sel = np.asarray(doc_idxs)
@@ -78,7 +76,7 @@ def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / 'docs.npz'
         np.savez(f, ids=ids, offsets=offsets, labels=np.asarray(labels))
-        res = subprocess.run([py, '-c', FASTAI_SCRIPT, str(f), str(n), str(lm_bs), str(lm_sl), str(cl_bs), str(cl_sl)],
+        res = subprocess.run([py, '-c', FASTAI_SCRIPT, str(f), str(n), str(lm_bs), str(lm_sl), str(cl_bs), str(cl_sl), str(runs)],
                              capture_output=True, text=True)
     if res.returncode != 0: print('fastai run failed:', res.stderr[-500:]); return None
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -87,10 +85,10 @@ def fastai_figures(py: str, store, doc_idxs, labels, n, lm_bs, lm_sl, cl_bs, cl_
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sample', action='store_true', help='the 1,000-review sample instead of the full IMDb')
-    ap.add_argument('--n', type=int, default=2000, help='batches timed per run (best of 3 runs; each run starts an epoch, so it includes the shuffle)')
+    ap.add_argument('--n', type=int, default=2000, help='batches timed per run (each run starts an epoch, so it includes the shuffle)')
     ap.add_argument('--device', default='cpu', help="where batches go: 'cpu' or 'cuda'")
     ap.add_argument('--no-fastai', action='store_true', help='skip the fastai comparison')
-    args = ap.parse_args()
+    args = add_common_options(ap).parse_args()
     device = torch.device(args.device)
     lm_bs, lm_sl, cl_bs, cl_sl = 128, 80, 64, 72
 
@@ -114,23 +112,33 @@ def main():
               f'from_folder(is_lm=True, valid_pct=0.1) {t3 - t2:.1f}s')
 
     need_lm = GPU_TOKENS_PER_S / (lm_bs * lm_sl)
-    lm_bps, lm_tps = time_batches(dls_lm.train, args.n)
+    lm_bps, lm_tps = (statistics.median(v) for v in time_batches(dls_lm.train, args.n, args.runs))
     print(f'LM batches (bs={lm_bs}, seq_len={lm_sl}, {device}): {lm_bps:,.0f} batches/s = {lm_tps / 1e6:.1f}M tokens/s; '
           f'the GPU consumes ~{need_lm:.0f} batches/s: {lm_tps / GPU_TOKENS_PER_S:.0f}x')
-    cl_bps, cl_tps = time_batches(dls.train, args.n)
+    cl_runs, cl_tok_runs = time_batches(dls.train, args.n, args.runs)
+    cl_bps, cl_tps = statistics.median(cl_runs), statistics.median(cl_tok_runs)
     print(f'classifier batches (bs={cl_bs}, seq_len={cl_sl}, {device}): {cl_bps:,.0f} batches/s = '
           f'{cl_tps / 1e6:.1f}M padded tokens/s: {cl_tps / GPU_TOKENS_PER_S:.0f}x {GPU_TOKENS_PER_S // 1000}k tokens/s')
 
-    py = None if args.no_fastai else fastai_python()
-    if py is None: print('fastai: not importable from a side venv, no comparison'); return
+    figures = dict(data='sample' if args.sample else 'full IMDb', device=str(device), batches_per_run=args.n,
+                   lm=dict(bs=lm_bs, seq_len=lm_sl, ours_batches_per_s=round(lm_bps)),
+                   classifier=dict(bs=cl_bs, seq_len=cl_sl, ours_batches_per_s=round(cl_bps)))
+    py = None if args.no_fastai else fastai_python(args.fastai_python)
+    if py is None: record('dataload', figures, args); return
     cl_train = dls.train
     # fastai gets the classifier's training documents (it needs their labels) and runs both loaders on them
-    figs = fastai_figures(py, _Store(cl_train), cl_train.doc_idxs, cl_train.labels, args.n, lm_bs, lm_sl, cl_bs, cl_sl)
-    if figs is None: return
+    figs = fastai_figures(py, _Store(cl_train), cl_train.doc_idxs, cl_train.labels, args.n, lm_bs, lm_sl, cl_bs, cl_sl,
+                          args.runs)
+    if figs is None: record('dataload', figures, args); return
     ours_lm = LMDataLoader(_Store(cl_train), bs=lm_bs, seq_len=lm_sl, shuffle=True, doc_idxs=cl_train.doc_idxs, device=device)
-    ours_lm_bps, _ = time_batches(ours_lm, args.n)
-    print(f'same documents (classifier training set), CPU: fastai LMDataLoader {figs["lm"]:,.0f} batches/s vs ours '
-          f'{ours_lm_bps:,.0f}; fastai SortedDL {figs["clas"]:,.0f} batches/s vs ours {cl_bps:,.0f}')
+    ours_lm_runs = time_batches(ours_lm, args.n, args.runs)[0]
+    fa_lm, fa_cl, ours_lm_bps = statistics.median(figs['lm']), statistics.median(figs['clas']), statistics.median(ours_lm_runs)
+    print(f'same documents (classifier training set), both in-process: fastai LMDataLoader {fa_lm:,.0f} batches/s vs '
+          f'ours {ours_lm_bps:,.0f}; fastai SortedDL {fa_cl:,.0f} batches/s vs ours {cl_bps:,.0f}')
+    figures['same_documents'] = dict(ours_lm_batches_per_s=spread(ours_lm_runs), fastai_lm_batches_per_s=spread(figs['lm']),
+                                     ours_classifier_batches_per_s=spread(cl_runs),
+                                     fastai_classifier_batches_per_s=spread(figs['clas']))
+    record('dataload', figures, args)
 
 
 class _Store:

@@ -1,17 +1,19 @@
 """Forward+backward speed of the AWD-LSTM language model, in tokens per second.
 
     python bench/model.py                 # CPU (and the GPU too, when there is one)
-    python bench/model.py --rounds 5      # more rounds: the best step is reported
+    python bench/model.py --rounds 5      # more rounds
 
 One step = forward in training mode (all dropouts on), cross-entropy on the logits, backward, zero the gradients.
 Two sizes: fastai's default LM (vocab 60k, emb 400, hid 1152, 3 layers, bs 16, bptt 70) and a small one
-(vocab 10k, emb 200, hid 400, 2 layers). tokens/s = bs*bptt / (best step time). When fastai is importable from a side
-venv (--fastai-python, default /work/fastai-venv/bin/python), the same steps run there through a subprocess, in the same
-run, alternating with ours round by round (the course machine is shared, so the best step of each is reported).
-Prints figures only; never asserts a time.
+(vocab 10k, emb 200, hid 400, 2 layers). tokens/s = bs*bptt / (median step time over all rounds). When fastai is
+found (--fastai-python or $FASTAI_PYTHON, see bench/common.py), the same steps run there through a subprocess, in
+the same run, alternating with ours round by round so both see the same load. Figures go to measurements.json
+('model'); the script never asserts a time.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, statistics, subprocess, sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import add_common_options, fastai_python, spread, record
 
 SIZES = {
     'default': dict(vocab=60000, bs=16, bptt=70, config=None),
@@ -32,8 +34,8 @@ def build(impl: str, vocab: int, config):
     return get_language_model(AWD_LSTM, vocab, config=config)
 
 
-def time_steps(impl: str, size: str, device: str, iters: int) -> float:
-    "Best forward+backward step time, in seconds, of `impl`'s LM of `size` on `device`."
+def time_steps(impl: str, size: str, device: str, iters: int) -> list[float]:
+    "Forward+backward step times, in seconds, of `impl`'s LM of `size` on `device`."
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
@@ -47,15 +49,10 @@ def time_steps(impl: str, size: str, device: str, iters: int) -> float:
         model.zero_grad(set_to_none=True)
         if device == 'cuda': torch.cuda.synchronize()
     step()                                                          # warm-up: allocations, kernel choice
-    best = float('inf')
+    times = []
     for _ in range(iters):
-        t0 = time.perf_counter(); step(); best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def fastai_importable(py: str) -> bool:
-    "Whether `py` (the side venv's python) can import fastai."
-    return Path(py).exists() and subprocess.run([py, '-c', 'import fastai.text.all'], capture_output=True).returncode == 0
+        t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+    return times
 
 
 def run_one(py: str, impl: str, size: str, devices, iters: int) -> dict:
@@ -70,36 +67,39 @@ def run_one(py: str, impl: str, size: str, devices, iters: int) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--iters', type=int, default=3, help='timed steps per size and round')
-    p.add_argument('--rounds', type=int, default=3, help='rounds, ours and fastai alternating; the best step is reported')
+    p.add_argument('--rounds', type=int, default=3, help='rounds, ours and fastai alternating')
     p.add_argument('--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
     p.add_argument('--devices', nargs='+', default=None, help='cpu and/or cuda (default: cpu, plus cuda if present)')
     p.add_argument('--impl', default='ours', choices=['ours', 'fastai'])
-    p.add_argument('--fastai-python', default='/work/fastai-venv/bin/python')
     p.add_argument('--json', action='store_true', help='print one JSON line (used for the fastai subprocess)')
-    a = p.parse_args()
+    a = add_common_options(p).parse_args()
     import torch
     devices = a.devices or (['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     keys = [f'{d}/{s}' for d in devices for s in a.sizes]
     if a.json:   # one round of one implementation, for the subprocess
         print(json.dumps({k: time_steps(a.impl, k.split('/')[1], k.split('/')[0], a.iters) for k in keys})); return
     # Each size and implementation in its own process, ours and fastai alternating round by round, so that both see
-    # the same load on a shared machine; the best step of each is reported.
-    has_fastai = a.impl == 'ours' and fastai_importable(a.fastai_python)
-    best = {impl: {k: float('inf') for k in keys} for impl in ['ours', 'fastai']}
+    # the same load; every step of every round counts toward the median.
+    fastai_py = fastai_python(a.fastai_python) if a.impl == 'ours' else None
+    times = {impl: {k: [] for k in keys} for impl in ['ours', 'fastai']}
     for _ in range(a.rounds):
         for size in a.sizes:
-            runs = [('ours', sys.executable)] + ([('fastai', a.fastai_python)] if has_fastai else [])
+            runs = [('ours', sys.executable)] + ([('fastai', fastai_py)] if fastai_py else [])
             for impl, py in runs:
-                for k, t in run_one(py, impl, size, devices, a.iters).items(): best[impl][k] = min(best[impl][k], t)
-    ours, fa = best['ours'], (best['fastai'] if has_fastai else None)
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; best of {a.rounds} rounds x {a.iters} steps,'
-          f' each after a warm-up step' + ('' if fa else '; fastai not importable from ' + a.fastai_python))
+                for k, ts in run_one(py, impl, size, devices, a.iters).items(): times[impl][k] += ts
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; median of {a.rounds} rounds x {a.iters} steps,'
+          f' each round after a warm-up step')
     print(f'{"device/size":<14} {"tokens/step":>11} {"ours tok/s":>11} {"fastai tok/s":>13}')
+    figures = {}
     for k in keys:
         s = SIZES[k.split('/')[1]]
         n = s['bs'] * s['bptt']
-        f = f'{n / fa[k]:13.0f}' if fa else f'{"-":>13}'
-        print(f'{k:<14} {n:>11} {n / ours[k]:11.0f} {f}')
+        ours = n / statistics.median(times['ours'][k])
+        fa = n / statistics.median(times['fastai'][k]) if fastai_py else None
+        print(f'{k:<14} {n:>11} {ours:11.0f} ' + (f'{fa:13.0f}' if fa else f'{"-":>13}'))
+        figures[k] = dict(tokens_per_step=n, ours_tokens_per_s=round(ours), ours_step_seconds=spread(times['ours'][k]))
+        if fa: figures[k].update(fastai_tokens_per_s=round(fa), fastai_step_seconds=spread(times['fastai'][k]))
+    record('model', dict(sizes=figures), a)
 
 
 if __name__ == '__main__':

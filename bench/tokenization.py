@@ -1,14 +1,15 @@
 """Tokenization throughput: ulmfit_lit against fastai 2.8.12 on the same IMDb reviews, in one run.
 
-    python bench/tokenization.py [--path IMDB_FOLDER] [--n 5000] [--workers 2] [--runs 3] [--fastai-python PY]
+    python bench/tokenization.py [--path IMDB_FOLDER] [--n 5000] [--workers 2] [--runs 5] [--fastai-python PY]
 
-Prints texts/s and tokens/s for ours and, when a Python with fastai is found (`import fastai` here, or
---fastai-python, default /work/fastai-venv/bin/python), for fastai's `tokenize_texts` on the same texts; then
-whether the tokens are identical. Figures only: a benchmark never asserts a time (the machine may be shared).
+Prints texts/s and tokens/s for ours and, when fastai is found (--fastai-python or $FASTAI_PYTHON, see
+bench/common.py), for fastai's `tokenize_texts` on the same texts with the same number of worker processes; then
+whether the tokens are identical. Median of `--runs` runs each, written to measurements.json ('tokenization').
+Figures only: a benchmark never asserts a time.
 """
 import sys
 from pathlib import Path
-import argparse, json, os, random, subprocess, tempfile, time
+import argparse, json, os, random, statistics, subprocess, tempfile, time
 
 FASTAI_SNIPPET = r'''
 import json, sys, time, resource
@@ -17,12 +18,11 @@ def cpu():
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 texts = json.load(open(sys.argv[1])); n_workers, runs, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-best = best_cpu = None
+secs, cpus = [], []
 for _ in range(runs):
     c0, t0 = cpu(), time.perf_counter(); toks = tokenize_texts(texts, n_workers=n_workers)
-    dt, dc = time.perf_counter() - t0, cpu() - c0
-    best, best_cpu = (dt, dc) if best is None or dt < best else (best, best_cpu)
-json.dump({'seconds': best, 'cpu': best_cpu, 'tokens': [list(t) for t in toks]}, open(out, 'w'))
+    secs.append(time.perf_counter() - t0); cpus.append(cpu() - c0)
+json.dump({'seconds': secs, 'cpu': cpus, 'tokens': [list(t) for t in toks]}, open(out, 'w'))
 '''
 
 def cpu_seconds():
@@ -43,45 +43,36 @@ def pick_files(path: Path, n: int, seed: int = 0):
     if not files: sys.exit(f"no .txt files under {path}")
     return random.Random(seed).sample(files, min(n, len(files)))
 
-def find_fastai_python(arg):
-    if arg: return arg
-    try:
-        import fastai  # noqa: F401
-        return sys.executable
-    except ImportError:
-        p = Path('/work/fastai-venv/bin/python')
-        return str(p) if p.exists() else None
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--path', type=Path, default=None, help='IMDb folder (imdb/ with train, test, unsup)')
     ap.add_argument('--n', type=int, default=5000, help='number of reviews (0: all)')
     ap.add_argument('--workers', type=int, default=2)
-    ap.add_argument('--runs', type=int, default=3, help='report the best of this many runs')
-    ap.add_argument('--fastai-python', default=None, help='a Python that can import fastai 2.8.12')
     ap.add_argument('--no-fastai', action='store_true')
-    a = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import add_common_options, fastai_python, spread, record
+    a = add_common_options(ap).parse_args()
     from ulmfit_lit.tokenize import tokenize_texts_to_store, SpacyTokenizer
     path = a.path or default_path()
     files = pick_files(path, a.n if a.n > 0 else 10**9)
     texts = [Path(f).read_text(encoding='utf-8') for f in files]
-    print(f"{len(texts)} IMDb reviews from {path}, {a.workers} workers, best of {a.runs} runs, {os.cpu_count()} cpus "
-          f"(machine may be shared)")
+    print(f"{len(texts)} IMDb reviews, {a.workers} workers, median of {a.runs} runs, {os.cpu_count()} cpus")
 
     import spacy  # noqa: F401  (imported once, as fastai's is by `import fastai.text.all`, outside the timing)
-    best = best_cpu = tkd = None
+    secs, cpus, tkd = [], [], None
     for _ in range(a.runs):
         tok = SpacyTokenizer()   # a fresh tokenizer each run: no piece cache carried over between runs
         c0, t0 = cpu_seconds(), time.perf_counter()
         tkd = tokenize_texts_to_store(texts, tok=tok, n_workers=a.workers)
-        dt, dc = time.perf_counter() - t0, cpu_seconds() - c0
-        best, best_cpu = (dt, dc) if best is None or dt < best else (best, best_cpu)
-    n_tok = int(len(tkd.store.ids))
-    print(f"ulmfit_lit: {best:6.2f} s  {len(texts)/best:8.0f} texts/s  {n_tok/best:10.0f} tokens/s  ({n_tok} tokens; {best_cpu:.2f} CPU-s in all processes)")
+        secs.append(time.perf_counter() - t0); cpus.append(cpu_seconds() - c0)
+    n_tok, med, med_cpu = int(len(tkd.store.ids)), statistics.median(secs), statistics.median(cpus)
+    print(f"ulmfit_lit: {med:6.2f} s  {len(texts)/med:8.0f} texts/s  {n_tok/med:10.0f} tokens/s  ({n_tok} tokens; "
+          f"{med_cpu:.2f} CPU-s in all processes; runs {min(secs):.2f}-{max(secs):.2f} s)")
+    figures = dict(n_texts=len(texts), workers=a.workers, tokens=n_tok, ours_seconds=spread(secs),
+                   ours_cpu_seconds=spread(cpus))
 
-    py = None if a.no_fastai else find_fastai_python(a.fastai_python)
-    if py is None: print("fastai: not importable (pass --fastai-python); skipped"); return
+    py = None if a.no_fastai else fastai_python(a.fastai_python)
+    if py is None: record('tokenization', figures, a); return
     with tempfile.TemporaryDirectory() as d:
         inp, out = Path(d)/'texts.json', Path(d)/'out.json'
         inp.write_text(json.dumps(texts))
@@ -89,12 +80,17 @@ def main():
                            capture_output=True, text=True)
         if r.returncode != 0: print("fastai failed:\n" + r.stderr[-2000:]); return
         res = json.loads(out.read_text())
-    fs, fcpu, ftoks = res['seconds'], res['cpu'], res['tokens']
-    f_tok = sum(len(t) for t in ftoks)
-    print(f"fastai    : {fs:6.2f} s  {len(texts)/fs:8.0f} texts/s  {f_tok/fs:10.0f} tokens/s  ({f_tok} tokens; {fcpu:.2f} CPU-s in all processes)")
-    print(f"speed-up  : {fs/best:.1f}x wall-clock, {fcpu/best_cpu:.1f}x less CPU time (the fairer figure on a busy machine)")
+    fsecs, fcpus, ftoks = res['seconds'], res['cpu'], res['tokens']
+    fs, fcpu, f_tok = statistics.median(fsecs), statistics.median(fcpus), sum(len(t) for t in ftoks)
+    print(f"fastai    : {fs:6.2f} s  {len(texts)/fs:8.0f} texts/s  {f_tok/fs:10.0f} tokens/s  ({f_tok} tokens; "
+          f"{fcpu:.2f} CPU-s in all processes; runs {min(fsecs):.2f}-{max(fsecs):.2f} s)")
+    print(f"speed-up  : {fs/med:.1f}x wall-clock, {fcpu/med_cpu:.1f}x less CPU time")
     ours = tkd.token_lists()
     bad = [i for i, (x, y) in enumerate(zip(ours, ftoks)) if x != y]
-    print(f"identical tokens: {not bad and len(ours) == len(ftoks)}" + (f" (differ in {len(bad)} docs, e.g. {files[bad[0]]})" if bad else ''))
+    same = not bad and len(ours) == len(ftoks)
+    print(f"identical tokens: {same}" + (f" (differ in {len(bad)} docs, e.g. {files[bad[0]]})" if bad else ''))
+    figures.update(fastai_seconds=spread(fsecs), fastai_cpu_seconds=spread(fcpus), speedup=round(fs / med, 1),
+                   cpu_speedup=round(fcpu / med_cpu, 1), identical_tokens=same)
+    record('tokenization', figures, a)
 
 if __name__ == '__main__': main()
