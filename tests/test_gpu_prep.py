@@ -116,7 +116,7 @@ def test_gpu_bench_smoke_on_cpu(packed, tmp_path):
 def test_imdb_recipe_smoke_on_cpu(packed, tmp_path):
     out = tmp_path/'recipe.json'
     r = _run(BENCH/'imdb_recipe.py', '--small', '--small-docs', 40, '--data', packed, '--device', 'cpu', '--quiet',
-             '--stage-valid-docs', 25, '--out', tmp_path/'models', '--json', out)
+             '--stage-valid-docs', 25, '--out', tmp_path/'models', '--json', out, '--probs-dir', tmp_path/'probs')
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     for d in ('fwd', 'bwd'):
@@ -127,7 +127,18 @@ def test_imdb_recipe_smoke_on_cpu(packed, tmp_path):
     assert '[stage] fwd+bwd ensemble' in r.stdout and 'total' in r.stdout
     stages = json.loads(out.read_text())['stages']
     accs = [s['accuracy'] for s in stages if 'accuracy' in s]
-    assert len(accs) == 11 and all(0 <= a <= 1 for a in accs)                # 2 x (4 stages + test) + ensemble
+    assert len(accs) == 11                                                   # 2 x (4 stages + test) + ensemble
+    # each reported test accuracy is the one its saved predictions give, and the ensemble is their mean's
+    probs = {}
+    for d in ('fwd', 'bwd'):
+        with np.load(tmp_path/'probs'/f'{d}_test_probs.npz') as z: probs[d] = (z['probs'], z['targets'])
+        p, t = probs[d]
+        assert p.shape == (40, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
+        reported = next(s['accuracy'] for s in stages if s['stage'].startswith(f'{d} clas test predictions'))
+        assert abs(reported - float((p.argmax(1) == t).mean())) < 1e-6
+    ens = next(s['accuracy'] for s in stages if s['stage'].startswith('fwd+bwd ensemble'))
+    mean = (probs['fwd'][0] + probs['bwd'][0]) / 2
+    assert abs(ens - float((mean.argmax(1) == probs['fwd'][1]).mean())) < 1e-6
     assert (tmp_path/'models'/'models'/'fwd_enc.pth').exists() and (tmp_path/'models'/'models'/'bwd_enc.pth').exists()
 
 

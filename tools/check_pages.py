@@ -1,7 +1,12 @@
 """A reader's check of the committed pages (the notebooks in nbs/): it fails when a page shows an error, an empty
-output (a progress bar that left nothing, a blank stream) or a word from outside the course (internal names a reader
-cannot know). Run by .ci/run; `python tools/check_pages.py` prints each problem with its page and cell."""
-import json, re, sys
+output (a progress bar that left nothing, a blank stream), a word from outside the course (internal names a reader
+cannot know), a speed figure typed into prose, or figures rendered from measurements.json that no longer match it.
+Run by .ci/run; `python tools/check_pages.py` prints each problem with its page and cell.
+
+Figures live in one file, measurements.json, written by the bench scripts and the recorded runs. A page shows them
+through a cell marked `#| echo: false` that reads the file and returns a Markdown object; this check re-runs each such
+cell and compares its Markdown with the committed output, so a page cannot keep a figure the file no longer holds."""
+import ast, json, os, re, sys
 from pathlib import Path
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -13,6 +18,26 @@ def _text(output: dict) -> str:
     data = output.get('data', {})
     return ''.join(''.join(v) if isinstance(v, list) else str(v) for k, v in data.items() if k.startswith('text'))
 
+# a speed figure in prose ("7.2x", "8 times faster", "474 tokens/s") must come from measurements.json instead
+SPEED_IN_PROSE = re.compile(r'\b\d[\d.,]*\s?x\b(?! ?\d)|\b\d[\d.,]* times (faster|slower)|\b\d[\d.,]* (tokens|words|texts|batches)/s\b')
+
+def rendered_markdown(src: str, cwd: Path) -> str:
+    "Run a figure cell's code from the notebook's folder and return the Markdown its last expression makes."
+    from IPython.display import Markdown
+    tree = ast.parse(src)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    scope, here = {'Markdown': Markdown}, os.getcwd()
+    os.chdir(cwd)
+    try:
+        exec(compile(tree, '<cell>', 'exec'), scope)
+        value = eval(compile(ast.Expression(last.value), '<cell>', 'eval'), scope) if last else None
+    finally: os.chdir(here)
+    return getattr(value, 'data', '') or ''
+
+def is_figure_cell(cell) -> bool:
+    src = ''.join(cell['source'])
+    return cell['cell_type'] == 'code' and bool(re.search(r'^#\|\s*echo:\s*false', src, re.M)) and 'measurements.json' in src
+
 def problems(nb_path: Path) -> list[str]:
     nb, found = json.loads(nb_path.read_text(encoding='utf-8')), []
     for i, cell in enumerate(nb['cells']):
@@ -20,6 +45,14 @@ def problems(nb_path: Path) -> list[str]:
         where = f"{nb_path.name} cell {i}"
         for pat in BANNED:
             if re.search(pat, src, re.I): found.append(f"{where}: words from outside the course: {pat!r}")
+        if cell['cell_type'] == 'markdown':
+            for m in SPEED_IN_PROSE.finditer(src):
+                found.append(f"{where}: a speed figure typed into prose ({m.group(0)!r}): render it from measurements.json")
+        if is_figure_cell(cell):
+            committed = [''.join(o['data']['text/markdown']) for o in cell.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+            try: now = rendered_markdown(src, nb_path.parent)
+            except Exception as e: found.append(f"{where}: its figure cell fails on today's measurements.json ({e!r})"); continue
+            if committed != [now]: found.append(f"{where}: figures differ from measurements.json: re-run the cell")
         for out in cell.get('outputs', []):
             if out['output_type'] == 'error': found.append(f"{where}: an error output ({out.get('ename')})")
             elif out['output_type'] == 'stream' and out.get('name') == 'stderr' and 'Traceback' in _text(out):

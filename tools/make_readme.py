@@ -1,6 +1,7 @@
 """Write README.md from nbs/index.ipynb (what `nbdev_readme` does with Quarto, done here without it).
 
-Markdown cells are copied as they are, visible code cells become Python blocks with their text outputs, and image
+Markdown cells are copied as they are, visible code cells become Python blocks with their text outputs, cells with
+`#| echo: false` (those that render figures from measurements.json) give their Markdown output alone, and image
 links are made relative to the repository root.
 """
 import json
@@ -27,6 +28,10 @@ def main():
             src = re.sub(r'\]\((images/)', r'](nbs/\1', src)
             src = re.sub(r'\]\((\d\d_[\w]+)\.ipynb\)', r'](nbs/\1.ipynb)', src)
             parts.append(src)
+        elif cell['cell_type'] == 'code' and re.search(r'^#\|\s*echo:\s*false', src, re.M) and not re.search(r'^#\|\s*hide', src, re.M):
+            # a cell that renders figures from measurements.json: its Markdown output goes in, its code does not
+            parts += [''.join(o['data']['text/markdown']).strip() for o in cell.get('outputs', [])
+                      if 'text/markdown' in o.get('data', {})]
         elif cell['cell_type'] == 'code' and src.strip() and not is_hidden(src):
             parts.append(f'```python\n{src}\n```')
             outs = [''.join(o.get('text', '') or o.get('data', {}).get('text/plain', '')) for o in cell.get('outputs', [])]
