@@ -1078,10 +1078,13 @@ class FitCheckpoint(Callback):
         self.file, self.pending, self.finished = learn.model_file(self.fname), None, False
         self.t_fit = self.t_saved = time.time()
         if not (self.resume and self.file.exists()): return
-        state = torch.load(self.file, map_location=learn._device_type(), weights_only=True)
+        fix = "delete it to start this fit afresh, or pass resume=False."
+        try: state = torch.load(self.file, map_location=learn._device_type(), weights_only=True)
+        except Exception as e: raise ValueError(f"{self.file} cannot be read as a checkpoint ({e}); {fix}") from None
+        if not isinstance(state, dict) or 'signature' not in state:
+            raise ValueError(f"{self.file} is not a FitCheckpoint file; {fix}")
         if state['signature'] != self._signature(learn):
-            raise ValueError(f"{self.file} was saved by a fit with {state['signature']}, not {self._signature(learn)}: "
-                             f"delete it to start this fit afresh, or pass resume=False.")
+            raise ValueError(f"{self.file} was saved by a fit with {state['signature']}, not {self._signature(learn)}; {fix}")
         unwrap_model(learn.model).load_state_dict(state['model']); learn.opt.load_state_dict(state['opt'])
         learn.start_epoch, learn.train_iter = state['epoch'], state['train_iter']
         learn.recorder.values = state['values']
@@ -1105,7 +1108,8 @@ class FitCheckpoint(Callback):
         "Write the checkpoint now (atomically; only rank 0 writes)."
         state = dict(model=unwrap_model(learn.model).state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch,
                      next_iter=learn.iter + 1, train_iter=learn.train_iter, pct_train=learn.pct_train,
-                     values=[[None if v is None else float(v) for v in row] for row in learn.recorder.values], smooth_loss=(learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val),
+                     values=[[None if v is None else float(v) for v in row] for row in learn.recorder.values],
+                     smooth_loss=(learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val),
                      epoch_rng=self.epoch_rng, torch_rng=torch.get_rng_state(), rnn=_rnn_states(learn.model),
                      seconds=self.seconds_before + time.time() - self.t_fit, signature=self._signature(learn))
         if rank_distrib() == 0: atomic_save(state, self.file)
