@@ -1,5 +1,6 @@
 """Shared fixtures: every test runs against a temporary ULMFIT_LIT_HOME, never the user's real home."""
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,22 @@ def imdb_path(imdb_home):
     finally:
         if old is None: os.environ.pop('ULMFIT_LIT_HOME')
         else: os.environ['ULMFIT_LIT_HOME'] = old
+
+
+def _repo_status() -> set | None:
+    "The repository's `git status` lines (untracked files included), or None where git cannot say."
+    try: r = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return set(r.stdout.splitlines()) if r.returncode == 0 else None
+
+
+@pytest.fixture(scope='session', autouse=True)
+def tests_write_only_into_temporary_folders():
+    "The repository's git status is the same after the test session as before it: no test writes into the checkout."
+    before = _repo_status()
+    yield
+    after = _repo_status()
+    if before is not None and after is not None:
+        new = sorted(after - before)
+        assert not new, f"the tests wrote into the repository (write into tmp_path instead): {new}"

@@ -79,16 +79,19 @@ def test_own_checkpoint_round_trip(tmp_path):
 # --- the pretrained checkpoint and its vocab pickle -------------------------------------------------------------
 
 class _Boom:
-    def __reduce__(self): return (Path.touch, (Path('/tmp/ulmfit_lit_pickle_ran'),))
+    "A pickled object whose loading touches the file `marker`: proof that unpickling ran code."
+    def __init__(self, marker: Path): self.marker = marker
+    def __reduce__(self): return (Path.touch, (self.marker,))
 
 
 def test_vocab_pickle_cannot_run_code(tmp_path):
-    marker = Path('/tmp/ulmfit_lit_pickle_ran')
-    marker.unlink(missing_ok=True)
+    marker = tmp_path/'payload_ran'
     bad = tmp_path / 'itos.pkl'
-    bad.write_bytes(pickle.dumps(['xxunk', _Boom()]))
+    bad.write_bytes(pickle.dumps(['xxunk', _Boom(marker)]))
     with pytest.raises(ValueError, match='not a plain vocab pickle'): load_itos(bad)
-    assert not marker.exists()
+    assert not marker.exists()                                   # refused before anything ran
+    pickle.loads(bad.read_bytes())                               # the control: a plain pickle.load runs the payload
+    assert marker.exists()
 
 
 def test_vocab_pickle_must_be_strings(tmp_path):

@@ -50,6 +50,13 @@ def test_low_temperature_samples_without_crashing():
     assert sample_next(logits, temperature=0, no_unk=True, unk_idx=0) == 1   # greedy never picks xxunk
 
 
+def test_no_unk_is_never_sampled_at_temperature_one():
+    logits = torch.tensor([5., 0., 0.])              # the unknown word (0) would win 97% of draws
+    g = torch.Generator().manual_seed(0)
+    assert 0 not in [sample_next(logits, 1., True, 0, generator=g) for _ in range(200)]
+    assert [sample_next(logits, 1., False, 0, generator=g) for _ in range(200)].count(0) > 150   # the control
+
+
 def test_sampling_follows_min_p_and_seed():
     logits = torch.tensor([0., 2., 2.1, -3.])
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

@@ -174,6 +174,35 @@ def test_precision_on_cpu():
     with pytest.warns(UserWarning, match='CUDA'): learn.fit(1, 1e-2)
     assert learn.scaler is None and math.isfinite(learn.recorder.values[-1][1])
 
+class _CPUScaler(Callback):
+    "Give the learner a loss scaler on CPU: the path fp16 training takes on a GPU (scaled backward, unscale, step)."
+    order = 1
+    def before_fit(self, learn): learn.scaler = torch.amp.GradScaler('cpu', init_scale=2.**12)
+
+class _GradNormSpy(Callback):
+    "Record the gradients' total norm just before the optimizer step (after GradientClip, order 20)."
+    order = 30
+    def __init__(self): self.norms = []
+    def before_step(self, learn):
+        self.norms.append(torch.norm(torch.stack([p.grad.norm() for p in learn.model.parameters() if p.grad is not None])).item())
+
+def _fit_clipped(scaled: bool, clip: bool = True):
+    spy = _GradNormSpy()
+    learn = lm_learner()
+    learn.fit(1, 1e-2, cbs=[spy] + ([GradientClip(0.1)] if clip else []) + ([_CPUScaler()] if scaled else []))
+    return torch.cat([p.detach().flatten() for p in learn.model.parameters()]), spy.norms, learn
+
+def test_loss_scaler_and_clipping_see_the_true_gradients():
+    "With a GradScaler the loss is scaled by 4096 before backward; GradientClip must unscale first, then clip."
+    w_plain, n_plain, _ = _fit_clipped(scaled=False)
+    w_scaled, n_scaled, learn = _fit_clipped(scaled=True)
+    assert learn.scaler.get_scale() >= 2.**12                       # the scaler was in use through the fit
+    _, n_free, _ = _fit_clipped(scaled=False, clip=False)
+    assert max(n_free) > 0.5                                        # without clipping the gradients are bigger than 0.1...
+    assert max(n_scaled) <= 0.1 + 1e-4 and max(n_plain) <= 0.1 + 1e-4   # ...and the clip holds them to 0.1 either way
+    # power-of-two scaling is exact, so scaled training equals unscaled training; clipping scaled gradients would not
+    torch.testing.assert_close(w_scaled, w_plain, rtol=1e-5, atol=1e-6)
+
 # ---- files ------------------------------------------------------------------------------------------------------
 def test_save_load_roundtrip_with_optimizer(tmp_path):
     learn = lm_learner(path=tmp_path)
@@ -237,6 +266,8 @@ def test_load_rejects_non_checkpoints_and_pickled_code(tmp_path):
     with open(tmp_path/'models'/'evil.pth', 'wb') as f: pickle.dump({'model': Evil()}, f, protocol=2)
     with pytest.raises(pickle.UnpicklingError): learn.load('evil')   # weights_only=True refuses code...
     assert not marker.exists()                                        # ...and the payload never ran
+    with open(tmp_path/'models'/'evil.pth', 'rb') as f: pickle.load(f)   # the control: a plain unpickle runs it
+    assert marker.exists()
     with pytest.raises(FileNotFoundError, match='t.pth'): learn.load('missing')
 
 def test_export_and_load_learner(tmp_path):

@@ -154,6 +154,8 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
     lines = [json.loads(l) for l in r3.stdout.strip().splitlines()]
     assert len(lines) == 2 and all(l['category'] in ('negative', 'positive') for l in lines)
     assert all(abs(sum(l['probabilities'].values()) - 1) < 1e-4 for l in lines)
+    r3s = _cli('predict', result['classifier'], input='I loved it, a masterpiece.\n\nDreadful and dull.\n')  # from stdin
+    assert r3s.returncode == 0 and [json.loads(l) for l in r3s.stdout.strip().splitlines()] == lines  # blank line skipped
     r4 = _cli('generate', result['language_model'], 'The film', '--n-words', '5', '--temperature', '0')
     assert r4.returncode == 0, r4.stderr[-2000:]
     assert r4.stdout.lower().startswith('the film')
@@ -161,6 +163,7 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
               for _ in range(2))
     lines = r5.stdout.strip().splitlines()
     assert r5.returncode == 0 and len(lines) == 3 and r5.stdout == r6.stdout   # 3 continuations, the same each run
+    assert len(set(lines)) == 3                                  # each continuation sampled afresh, not one seed thrice
 
 
 def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):
@@ -168,8 +171,9 @@ def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):
     sample_df.rename(columns={'text': 'review'}).to_csv(csv, index=False)
     r = _cli('train', str(csv), '--out', str(tmp_path/'o'), '--size', 'small', '--pretrained', 'none')
     assert r.returncode != 0 and "no column 'text'" in r.stderr and '--text-col' in r.stderr
-    r = _cli('train', str(tmp_path/'missing'), '--size', 'small')
+    r = _cli('train', str(tmp_path/'missing'), '--size', 'small', cwd=tmp_path)     # no --out: the default folder
     assert r.returncode != 0 and 'neither a folder nor a .csv' in r.stderr
+    assert not (tmp_path/'ulmfit_out').exists()      # refused before anything is written
 
 
 def _imdb_like_folder(df, root: Path) -> Path:
@@ -230,6 +234,14 @@ def test_export_keeps_a_backwards_classifier_backwards(sample_df, tmp_path):
     assert loaded.backwards and loaded.dls.backwards
     text = sample_df.text[0]
     assert torch.allclose(loaded.predict(text)[2], learn.predict(text)[2], atol=1e-5)
+    # what makes it backwards: every text's ids are the forward ids reversed, in training batches and in new texts
+    fwd = TextDataLoaders.from_df(sample_df, text_col='text', label_col='label', valid_col='is_valid', bs=16)
+    assert fwd.vocab == dls.vocab and not fwd.backwards
+    xf, xb, xl = (next(iter(d.test_dl([text])))[0][0] for d in (fwd, dls, loaded.dls))
+    assert torch.equal(xb, xf.flip(0)) and torch.equal(xl, xb) and not torch.equal(xb, xf)
+    (vf, _), (vb, _) = next(iter(fwd.valid)), next(iter(dls.valid))
+    pad = dls.vocab[0].index('xxpad')
+    for rf, rb in zip(vf, vb): assert torch.equal(rb[rb != pad], rf[rf != pad].flip(0))
 
 
 def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp_path):
@@ -250,6 +262,8 @@ def test_cli_train_from_the_shipped_lm_records_stages_and_resumes(sample_df, tmp
     assert r.stderr.count('train_loss') == 4                              # one epoch table per stage, on stderr
     diag = sum(summary['confusion'][i][i] for i in range(2))
     assert abs(diag / 120 - summary['accuracy']) < 1e-6
+    # from the shipped LM the classifier learns: above always answering the commoner class, and both classes predicted
+    assert summary['accuracy'] > summary['majority'] + 0.05 and all(sum(col) > 0 for col in zip(*summary['confusion']))
     counts = sample_df[sample_df.is_valid].label.value_counts()
     assert summary['majority'] == counts.max() / 120 and summary['baseline_accuracy'] > summary['majority'] + 0.1
     wrong = summary['most_wrong']
