@@ -7,6 +7,9 @@ bag-of-words baseline. Writes measurements.json['demo_seeds'] (chapter 07 shows 
 import argparse, contextlib, datetime, io, json, sys, time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import record
+
 from ulmfit_lit.cli import run_demo, bow_baseline, dls_from_source
 from ulmfit_lit.download import URLs, untar_data
 
@@ -29,10 +32,6 @@ def main():
         run['seconds'] = round(time.time() - t)
         runs.append(run)
         print(json.dumps(run), flush=True)
-    m = Path(__file__).parent.parent/'measurements.json'
-    data = json.loads(m.read_text()) if m.exists() else {}
-    cmd = 'python bench/demo_seeds.py --seeds ' + ' '.join(map(str, a.seeds)) + (' --no-random' if a.no_random else '')
-    data['demo_seeds'] = dict(date=str(datetime.date.today()), command=cmd, runs=runs)
-    m.write_text(json.dumps(data, indent=1))
+    record('demo_seeds', dict(runs=runs))   # atomically, with the date, the command and the machine
 
 if __name__ == '__main__': main()

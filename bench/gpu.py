@@ -16,8 +16,8 @@ are timed between two torch.cuda.synchronize() calls. `ours+loader` is ours agai
 `SortedDL` (host batching and copies included; for the --loader-runs). `loss` columns give the training loss
 at the first step and the mean of the last five timed steps (same one-cycle schedule, same data: the two should
 roughly agree). `GiB` is the peak GPU memory of each. Each result is also printed as it comes (`#   ...` lines).
-Figures only, never asserted. fastai runs when `import fastai.text.all` works for `--fastai-python` (default: this
-python; on the GPU machine put the carried wheels on PYTHONPATH, see bench/gpu_session.sh).
+Figures only, never asserted. fastai runs when `import fastai.text.all` works for `--fastai-python` (default:
+$FASTAI_PYTHON as for every benchmark, else this python; on the GPU machine put the carried wheels on PYTHONPATH, see bench/gpu_session.sh).
 """
 import argparse, gc, json, math, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -314,7 +314,8 @@ def main(argv=None):
     ap.add_argument('--seq-len', type=int, default=72)
     ap.add_argument('--fastai', choices=['auto', 'yes', 'no'], default='auto',
                     help='run fastai on the same batches: auto (when importable), yes (fail if not), no')
-    ap.add_argument('--fastai-python', default=sys.executable, help='the python that imports fastai (default: this one)')
+    ap.add_argument('--fastai-python', default=os.environ.get('FASTAI_PYTHON', sys.executable),
+                    help='the python that imports fastai (default: $FASTAI_PYTHON, else this one)')
     ap.add_argument('--json', help='also write every result (loss curves included) to this file')
     ap.add_argument('--worker', choices=['ours', 'fastai'], help=argparse.SUPPRESS)
     ap.add_argument('--spec', help=argparse.SUPPRESS)

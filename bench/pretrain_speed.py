@@ -1,10 +1,13 @@
 """Language-model training speed on this CPU: tokens/s of one training step (forward, backward, AdamW) for a few
 AWD-LSTM sizes, full softmax against sampled softmax, float32 against bfloat16 autocast. Random batches of 64 x 70
-tokens; median of the steps after two warm-up ones. Prints one line per setting; asserts nothing.
+tokens; median (and range) of the steps after two warm-up ones. Prints one line per setting and records the table in
+measurements.json (chapter 05 shows it); asserts nothing.
 
-    python bench/pretrain_speed.py [--threads 2]"""
-import argparse, time
+    python bench/pretrain_speed.py [--threads 2] [--no-record]"""
+import argparse, os, sys, time
 import torch
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from bench.common import record, spread
 import torch.nn.functional as F
 from ulmfit_lit.awd_lstm import AWD_LSTM, get_language_model, awd_lstm_lm_config
 from ulmfit_lit.language_model import sampled_softmax_loss
@@ -14,7 +17,8 @@ SETTINGS = [  # emb, hid, layers, vocab, sampled words (0: full softmax), bf16 a
     (400, 1152, 3, 20000, 0, True), (200, 400, 2, 20000, 1024, False), (256, 768, 2, 16000, 0, False),
     (256, 768, 2, 16000, 1024, False), (300, 1024, 2, 16000, 1024, False), (400, 1152, 3, 16000, 1024, False)]
 
-def tokens_per_s(emb, hid, layers, vocab, n_samples, bf16, bs=64, bptt=70, steps=7):
+def step_seconds(emb, hid, layers, vocab, n_samples, bf16, bs=64, bptt=70, steps=7) -> list[float]:
+    "Seconds of each training step after the two warm-up ones."
     model = get_language_model(AWD_LSTM, vocab, dict(awd_lstm_lm_config, emb_sz=emb, n_hid=hid, n_layers=layers), 0.2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.randint(0, vocab, (bs, bptt)), torch.randint(0, vocab, (bs, bptt))
@@ -28,13 +32,22 @@ def tokens_per_s(emb, hid, layers, vocab, n_samples, bf16, bs=64, bptt=70, steps
             else: loss = F.cross_entropy(model[1].decoder(out).flatten(0, 1).float(), y.flatten())
         loss.backward(); opt.step(); opt.zero_grad()
         times.append(time.perf_counter() - t)
-    times = sorted(times[2:])
-    return bs * bptt / times[len(times) // 2]
+    return times[2:]
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0]); p.add_argument('--threads', type=int, default=2)
-    torch.set_num_threads(p.parse_args().threads)
+    p.add_argument('--no-record', action='store_true', help='do not write the figures to measurements.json')
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows, tokens = [], 64 * 70
     for s in SETTINGS:
         emb, hid, layers, vocab, ns, bf16 = s
-        print(f"{emb}/{hid}/{layers} vocab {vocab:,} {'sampled ' + str(ns) if ns else 'full softmax':<13} "
-              f"{'bf16' if bf16 else 'fp32'}: {tokens_per_s(*s):8,.0f} tokens/s", flush=True)
+        sp = spread(step_seconds(*s))
+        row = dict(model=f'{emb}/{hid}/{layers}', vocab=vocab, softmax=f'sampled {ns}' if ns else 'full',
+                   precision='bf16' if bf16 else 'fp32', tokens_per_s=round(tokens / sp['median']),
+                   tokens_per_s_range=[round(tokens / sp['max']), round(tokens / sp['min'])], steps=sp['runs'])
+        rows.append(row)
+        print(f"{row['model']} vocab {vocab:,} {row['softmax']:<13} {row['precision']}: {row['tokens_per_s']:8,} tokens/s "
+              f"({row['tokens_per_s_range'][0]:,} to {row['tokens_per_s_range'][1]:,})", flush=True)
+    record('pretrain_speed', dict(note='one training step (forward, backward, AdamW) on random 64 x 70 batches, drop_mult 0.2; '
+                                  'median tokens/s over the steps after two warm-up ones, with their range', rows=rows), args)

@@ -9,6 +9,9 @@ measurements.json under 'pretrain_sweep'. Asserts nothing."""
 import argparse, datetime, json, subprocess, sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import record
+
 import torch
 
 from ulmfit_lit.download import URLs, untar_data
@@ -40,10 +43,6 @@ def main():
                          tokens_per_s=round(last['tokens_per_s']), perplexity=round(last['perplexity'], 1),
                          accuracy=round(last['accuracy'], 4), probe_accuracy=json.loads(probe)['probe_accuracy']))
         print(json.dumps(rows[-1]), flush=True)
-    m = Path(__file__).parent.parent/'measurements.json'
-    data = json.loads(m.read_text()) if m.exists() else {}
-    data['pretrain_sweep'] = dict(date=str(datetime.date.today()), command='python bench/pretrain_sweep.py',
-                                  seconds_each=a.seconds, rows=rows)
-    m.write_text(json.dumps(data, indent=1))
+    record('pretrain_sweep', dict(seconds_each=a.seconds, rows=rows))   # one training run per config: no spread
 
 if __name__ == '__main__': main()
