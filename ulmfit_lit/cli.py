@@ -156,7 +156,8 @@ def _presence(docs: list, feats: np.ndarray) -> torch.Tensor:
         hit = (pos < len(feats)) & (feats[np.minimum(pos, len(feats) - 1)] == d)
         rows.append(np.full(int(hit.sum()), i)); cols.append(pos[hit])
     idx = torch.tensor(np.stack([np.concatenate(rows), np.concatenate(cols)]))
-    return torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), (len(docs), len(feats))).coalesce()
+    # the indices are in range by construction, so PyTorch's invariant checks would only cost time
+    return torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), (len(docs), len(feats)), check_invariants=False).coalesce()
 
 def _fit_nb_logreg(x: torch.Tensor, y: torch.Tensor, wd: float, epochs: int = 100, lr: float = 0.1):
     "Logistic regression on NB-scaled features (two classes: log-count ratio; more: unscaled); returns a predict function."

@@ -386,9 +386,9 @@ class ColReader:
             raise KeyError(f"ColReader: no column {self.col!r} in the DataFrame (columns: {list(df.columns)})")
         return (df.iloc[:, self.col] if isinstance(self.col, int) else df[self.col]).tolist()
 
-# %% ../nbs/02_data.ipynb #29697185
-class TextBlock:
-    "How to turn items into token ids: text source, tokenizer, vocab, and language model or classifier batches."
+# %% ../nbs/02_data.ipynb #fd15a752
+class _TextBlockSettings:
+    "Step 1 of `TextBlock`: its settings, and the two constructors fastai's code calls."
     def __init__(self, source: str = 'df', path=None, text_col: str | int = 'text', vocab: list[str] | None = None,
                  is_lm: bool = False, seq_len: int = 72, backwards: bool = False, min_freq: int = 3,
                  max_vocab: int = 60000, tok=None, rules=None, extensions: Sequence[str] | None = None,
@@ -420,6 +420,9 @@ class TextBlock:
         return cls('df', text_col=text_cols, vocab=vocab, is_lm=is_lm, seq_len=seq_len, backwards=backwards,
                    min_freq=min_freq, max_vocab=max_vocab, tok=tok, rules=rules, n_workers=n_workers)
 
+# %% ../nbs/02_data.ipynb #29697185
+class TextBlock(_TextBlockSettings):
+    "How to turn items into token ids: text source, tokenizer, vocab, and language model or classifier batches."
     def _tok_args(self) -> dict:
         "The tokenizer settings for chapter 01's functions (n_workers only when set, else its default)."
         args = dict(tok=self.tok, rules=self.rules)
@@ -650,9 +653,9 @@ class _LoadersViews(_LoadersPair):
         return (f"TextDataLoaders({kind}: {len(self.train)} training and {len(self.valid)} validation batches, "
                 f"bs={self.bs}, seq_len={self.seq_len}, vocab of {len(self.tokens)}, device={self.device})")
 
-# %% ../nbs/02_data.ipynb #a58a9167
-class TextDataLoaders(_LoadersViews):
-    "Training and validation loaders of a text task, with its vocab, device and helpers to look at batches."
+# %% ../nbs/02_data.ipynb #23850919
+class _LoadersFromFolders(_LoadersViews):
+    "Step 3 of `TextDataLoaders`: loaders from a `DataBlock`, or from text files in labelled folders."
     @classmethod
     def from_dblock(cls, dblock: DataBlock, source, path='.', bs: int = 64, val_bs: int | None = None,
                     seq_len: int | None = None, shuffle: bool = True,
@@ -688,6 +691,9 @@ class TextDataLoaders(_LoadersViews):
         dblock = DataBlock(blocks, get_items=get_items, get_y=None if is_lm else parent_label, splitter=splitter)
         return dblock.dataloaders(path, path=path, bs=bs, val_bs=val_bs, seq_len=seq_len, shuffle=shuffle, device=device)
 
+# %% ../nbs/02_data.ipynb #a58a9167
+class TextDataLoaders(_LoadersFromFolders):
+    "Training and validation loaders of a text task, with its vocab, device and helpers to look at batches."
     @classmethod
     def from_df(cls, df: pd.DataFrame, path='.', valid_pct: float = 0.2, seed: int | None = None,
                 text_col: str | int = 0, label_col: str | int = 1, text_vocab: list[str] | None = None,

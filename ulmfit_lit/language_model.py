@@ -12,6 +12,7 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1., no_unk: bool = Tr
     # fastai raises probs to 1/T, which underflows to all zeros at low T; softmax(logits / T) is the same distribution
     return int(torch.multinomial(F.softmax(logits / temperature, dim=-1), 1, generator=generator))
 
-# %% ../nbs/05_language_model.ipynb #0a526aae
+# %% ../nbs/05_language_model.ipynb #eeb2ee2b
 class LMStepper:
     "Feed an AWD-LSTM language model one token at a time, keeping its state: the inner loop of fast generation."
     def __init__(self, model: nn.Module):
@@ -124,6 +125,7 @@ class LMStepper:
         logits = x @ self.dec_w                                               # (vocab,)
         return logits + self.dec_b if self.dec_b is not None else logits
 
+# %% ../nbs/05_language_model.ipynb #0a526aae
 def _is_awd_lm(model: nn.Module) -> bool:
     "True for a one-direction AWD-LSTM language model (`get_language_model`), which `LMStepper` can step."
     return (isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[0], AWD_LSTM)
@@ -357,13 +359,9 @@ def _fmt(row: dict, key: str, spec: str) -> str: return format(row[key], spec) i
 def _say(msg: str, quiet: bool):
     if not quiet: print(msg, file=sys.stderr, flush=True)
 
-# %% ../nbs/05_language_model.ipynb #c400983a
-def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None, resume: bool = True,
-                log_every: int = 100, ckpt_minutes: float = 4., stop_after: int | None = None,
-                quiet: bool = False) -> dict:
-    "Pretrain an AWD-LSTM language model on IMDb's `unsup` reviews; checkpoint atomically, resume after a kill, save the fastai layout."
-    config = dict(PRETRAIN_CONFIG, **(config or {}))
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+# %% ../nbs/05_language_model.ipynb #9efd26bb
+def _pretrain_parts(folder: str | Path, config: dict) -> SimpleNamespace:
+    "What a pretraining run trains with: the corpus split, loaders, model, optimizer, schedule and the words to sample."
     store, vocab, train_idx, valid_idx = unsup_corpus(folder, config['max_vocab'], config['n_valid'], config['seed'])
     train_dl = LMDataLoader(store, bs=config['bs'], seq_len=config['bptt'], doc_idxs=train_idx)
     valid_dl = LMDataLoader(store, bs=config['bs'], seq_len=config['bptt'], doc_idxs=valid_idx)
@@ -379,21 +377,52 @@ def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None,
     counts = np.bincount(np.concatenate([store[i] for i in train_idx]).astype(np.int64), minlength=len(vocab))
     probs = torch.tensor((counts + 1.) ** 0.75); probs /= probs.sum()
     gen = torch.Generator().manual_seed(config['seed'])
+    return SimpleNamespace(vocab=vocab, train_idx=train_idx, valid_idx=valid_idx, train_dl=train_dl, valid_dl=valid_dl,
+                           model=model, opt=opt, sched=sched, total=total, probs=probs, gen=gen)
+
+# %% ../nbs/05_language_model.ipynb #aaef1a28
+def _pretrain_loss(model: nn.Module, xy: torch.Tensor, config: dict, probs: torch.Tensor,
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    "The loss on a batch `xy` (bs, bptt+1) against a sample of the vocab (or all of it), and the AR/TAR penalty."
+    x, y = xy[:, :-1], xy[:, 1:]                                          # (bs, sl)
+    raw = model[0](x)                                                     # (bs, sl, emb_sz)
+    dropped = model[1].output_dp(raw)
+    dec = model[1].decoder
+    if config['n_samples']:                                               # score against a sample of the vocab
+        loss = sampled_softmax_loss(dropped.flatten(0, 1), y.flatten(), dec.weight, dec.bias, probs,
+                                    config['n_samples'], gen)
+    else: loss = F.cross_entropy(dec(dropped).flatten(0, 1), y.flatten())  # against every word of the vocab
+    reg = 2. * dropped.pow(2).mean() + 1. * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()   # AR and TAR, as RNNRegularizer
+    return loss, reg
+
+def _pretrain_resume(ckpt: Path, run: SimpleNamespace, config: dict) -> tuple[int, float, list]:
+    "Load the checkpoint `ckpt` into `run`'s model, optimizer, schedule and generators; its step, seconds and history."
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    if state['config'] != config:
+        raise ValueError(f"{ckpt} was made with {state['config']}, not {config}; pass another out folder or resume=False.")
+    run.model.load_state_dict(state['model']); run.opt.load_state_dict(state['opt']); run.sched.load_state_dict(state['sched'])
+    torch.set_rng_state(state['torch_rng']); run.gen.set_state(state['sample_rng'])
+    run.model[0].hidden, run.model[0].bs = [tuple(hc) for hc in state['hidden']], config['bs']
+    return state['step'], state['seconds'], state['history']
+
+# %% ../nbs/05_language_model.ipynb #c400983a
+def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None, resume: bool = True,
+                log_every: int = 100, ckpt_minutes: float = 4., stop_after: int | None = None,
+                quiet: bool = False) -> dict:
+    "Pretrain an AWD-LSTM language model on IMDb's `unsup` reviews; checkpoint atomically, resume after a kill, save the fastai layout."
+    config = dict(PRETRAIN_CONFIG, **(config or {}))
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    run = _pretrain_parts(folder, config)
+    model, train_dl, total = run.model, run.train_dl, run.total
     step, seconds, history = 0, 0., []
     ckpt = out/'pretrain_state.pt'     # not .pth: the folder's one .pth is the finished model
     for stale in out.glob('.pretrain_state.pt.*.tmp'): stale.unlink()   # half-written by a run that was killed
     if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location='cpu', weights_only=True)
-        if state['config'] != config:
-            raise ValueError(f"{ckpt} was made with {state['config']}, not {config}; pass another out folder or resume=False.")
-        model.load_state_dict(state['model']); opt.load_state_dict(state['opt']); sched.load_state_dict(state['sched'])
-        step, seconds, history = state['step'], state['seconds'], state['history']
-        torch.set_rng_state(state['torch_rng']); gen.set_state(state['sample_rng'])
-        model[0].hidden, model[0].bs = [tuple(hc) for hc in state['hidden']], config['bs']
+        step, seconds, history = _pretrain_resume(ckpt, run, config)
         _say(f"# resumed from {ckpt} at step {step:,}/{total:,}", quiet)
     tokens_per_step = config['bs'] * config['bptt']
-    _say(f"# pretraining: {len(train_idx):,} reviews ({len(train_dl) * tokens_per_step:,} tokens an epoch), "
-         f"{len(valid_idx):,} held out, vocab {len(vocab):,}; {total:,} steps", quiet)
+    _say(f"# pretraining: {len(run.train_idx):,} reviews ({len(train_dl) * tokens_per_step:,} tokens an epoch), "
+         f"{len(run.valid_idx):,} held out, vocab {len(run.vocab):,}; {total:,} steps", quiet)
     names = ["step", "epoch", "train_loss", "valid_loss", "accuracy", "perplexity", "tokens/s", "time"]
     _say(text_table_row(names), quiet)
     t_start, t_ckpt, smooth, n_smooth = time.time() - seconds, time.time(), 0., 0
@@ -401,23 +430,14 @@ def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None,
     while step < total and (stop_after is None or step < stop_after):
         epoch, b = divmod(step, len(train_dl))
         if set_order_epoch != epoch:      # each epoch reads the reviews in its own order, the same after a resume
-            train_dl.set_order(np.random.default_rng(config['seed'] + epoch).permutation(train_idx))
+            train_dl.set_order(np.random.default_rng(config['seed'] + epoch).permutation(run.train_idx))
             set_order_epoch = epoch
             if b == 0: model.reset()
         model.train()
-        xy = torch.as_tensor(train_dl.batch_ids(b).astype(np.int64))
-        x, y = xy[:, :-1], xy[:, 1:]                                          # (bs, sl)
-        raw = model[0](x)                                                     # (bs, sl, emb_sz)
-        dropped = model[1].output_dp(raw)
-        dec = model[1].decoder
-        if config['n_samples']:                                               # score against a sample of the vocab
-            loss = sampled_softmax_loss(dropped.flatten(0, 1), y.flatten(), dec.weight, dec.bias, probs,
-                                        config['n_samples'], gen)
-        else: loss = F.cross_entropy(dec(dropped).flatten(0, 1), y.flatten())  # against every word of the vocab
-        reg = 2. * dropped.pow(2).mean() + 1. * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()   # AR and TAR, as RNNRegularizer
+        loss, reg = _pretrain_loss(model, torch.as_tensor(train_dl.batch_ids(b).astype(np.int64)), config, run.probs, run.gen)
         (loss + reg).backward()
         nn.utils.clip_grad_norm_(model.parameters(), config['clip'])
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+        run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
         step += 1
         smooth, n_smooth = 0.98 * smooth + 0.02 * loss.item(), n_smooth + 1
         elapsed = time.time() - t_start
@@ -425,19 +445,19 @@ def pretrain_lm(folder: str | Path, out: str | Path, config: dict | None = None,
         if step % log_every == 0 or end_of_epoch:
             row = dict(step=step, epoch=step / len(train_dl), train_loss=smooth / (1 - 0.98 ** n_smooth),
                        tokens_per_s=step * tokens_per_step / elapsed, seconds=elapsed)
-            if end_of_epoch: row.update(evaluate_lm(model, valid_dl))
+            if end_of_epoch: row.update(evaluate_lm(model, run.valid_dl))
             history.append(row)
             _say(text_table_row([f"{step}", f"{row['epoch']:.2f}", f"{row['train_loss']:.4f}",
                                  _fmt(row, 'valid_loss', '.4f'), _fmt(row, 'accuracy', '.4f'), _fmt(row, 'perplexity', '.2f'), f"{row['tokens_per_s']:,.0f}",
                                  format_time(elapsed)], names), quiet)
         if end_of_epoch or time.time() - t_ckpt > ckpt_minutes * 60 or step == stop_after:
-            atomic_save(_checkpoint(model, opt, sched, gen, step, time.time() - t_start, history, config), ckpt)
+            atomic_save(_checkpoint(model, run.opt, run.sched, run.gen, step, time.time() - t_start, history, config), ckpt)
             t_ckpt = time.time()
     result = dict(config=config, steps=step, total_steps=total, seconds=time.time() - t_start, history=history,
-                  n_train_docs=len(train_idx), n_valid_docs=len(valid_idx), vocab_size=len(vocab),
+                  n_train_docs=len(run.train_idx), n_valid_docs=len(run.valid_idx), vocab_size=len(run.vocab),
                   tokens_seen=step * tokens_per_step, done=step >= total)
     if step >= total:
-        result['files'] = [str(f) for f in save_lm_files(model, vocab, out, 'imdb_lm')]
+        result['files'] = [str(f) for f in save_lm_files(model, run.vocab, out, 'imdb_lm')]
         result.update({k: v for k, v in history[-1].items() if k in ('valid_loss', 'accuracy', 'perplexity')})
     return result
 

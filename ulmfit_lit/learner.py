@@ -345,37 +345,18 @@ def format_row(epoch: int, values: Sequence, elapsed: float) -> list:
     "One row of the table as strings: epoch as int, floats with 6 decimals, empty for missing, time as mm:ss."
     return [str(epoch)] + ['' if v is None else f'{v:.6f}' for v in values] + [format_time(elapsed)]
 
-# %% ../nbs/04_learner.ipynb #a1f40c9d
-class ProgressCallback(Callback):
-    "Prints the epoch table as each epoch ends, with a live progress bar (HTML in notebooks, stderr in terminals)."
-    order = 70
+# %% ../nbs/04_learner.ipynb #01fab6c0
+class _ProgressDisplay(Callback):
+    "Step 1 of `ProgressCallback`: draw the table and a progress bar (HTML in notebooks, stderr in terminals)."
     log_every = 60.                                # seconds between progress lines when stderr is a log file
     def __init__(self): self.rows, self.notebook = [], False
     def _active(self, learn) -> bool: return not learn.quiet
-    def before_fit(self, learn):
-        self.rows, self.notebook, self.t_last = [], _in_notebook(), 0.
-        self.show_table = getattr(learn, 'show_table', True)
-        if not self._active(learn): return
-        self.names = learn.recorder.metric_names
-        # In a notebook, one output holds the table and, under it while a phase runs, the bar: when the fit ends the
-        # page keeps the table (or, with no table, the finished bar), never an empty output.
-        self.handle, self.bar = None, ''
-        if self.notebook: self._show()
-        elif self.show_table: print(text_table_row(self.names), flush=True)
     def _show(self):
         from IPython.display import display, HTML
         content = (html_table(self.names, self.rows) if self.show_table else '') + self.bar
         if not content: return
         if self.handle is None: self.handle = display(HTML(content), display_id=True)
         else: self.handle.update(HTML(content))
-    def before_train(self, learn): self.t_phase = self.t_line = time.time()
-    def before_validate(self, learn): self.t_phase = self.t_line = time.time()
-    def after_batch(self, learn):
-        if not self._active(learn): return
-        now = time.time()
-        if now - self.t_last < 0.2 and learn.iter + 1 < learn.n_iter: return
-        self.t_last = now
-        self._draw_bar(learn, learn.iter + 1, learn.n_iter, now - self.t_phase)
     def _draw_bar(self, learn, i, n, elapsed):
         eta = elapsed / i * (n - i) if i else 0.
         info = f'{100*i/n:.2f}% [{i}/{n} {format_time(elapsed)}<{format_time(eta)}'
@@ -395,6 +376,29 @@ class ProgressCallback(Callback):
         if self.notebook:
             if self.show_table and self.bar: self.bar = ''; self._show()   # with no table, the finished bar stays
         elif sys.stderr.isatty(): sys.stderr.write('\r' + ' '*100 + '\r'); sys.stderr.flush()
+
+# %% ../nbs/04_learner.ipynb #a1f40c9d
+class ProgressCallback(_ProgressDisplay):
+    "Prints the epoch table as each epoch ends, with a live progress bar (HTML in notebooks, stderr in terminals)."
+    order = 70
+    def before_fit(self, learn):
+        self.rows, self.notebook, self.t_last = [], _in_notebook(), 0.
+        self.show_table = getattr(learn, 'show_table', True)
+        if not self._active(learn): return
+        self.names = learn.recorder.metric_names
+        # In a notebook, one output holds the table and, under it while a phase runs, the bar: when the fit ends the
+        # page keeps the table (or, with no table, the finished bar), never an empty output.
+        self.handle, self.bar = None, ''
+        if self.notebook: self._show()
+        elif self.show_table: print(text_table_row(self.names), flush=True)
+    def before_train(self, learn): self.t_phase = self.t_line = time.time()
+    def before_validate(self, learn): self.t_phase = self.t_line = time.time()
+    def after_batch(self, learn):
+        if not self._active(learn): return
+        now = time.time()
+        if now - self.t_last < 0.2 and learn.iter + 1 < learn.n_iter: return
+        self.t_last = now
+        self._draw_bar(learn, learn.iter + 1, learn.n_iter, now - self.t_phase)
     def after_train(self, learn):
         if self._active(learn): self._clear_bar()
     def after_validate(self, learn):

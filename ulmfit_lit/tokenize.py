@@ -8,11 +8,12 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_
            'rm_useless_spaces', 'replace_all_caps', 'replace_maj', 'lowercase', 'replace_space', 'SpacyTokenizer',
            'Tokenizer', 'TokenStore', 'Tokenized', 'tokenize_texts_to_store', 'tokenize_texts', 'tokenize_files',
            'tokenize_folder', 'tokenize_df', 'tokenize_csv', 'load_tokenized_csv', 'make_vocab', 'Numericalize',
-           'decode_tokens', 'SentencePieceTokenizer', 'tokenizer_spec', 'tokenizer_from_spec', 'BaseTokenizer',
-           'TokenizeWithRules', 'tokenize1', 'decode_spec_tokens', 'parallel_tokenize']
+           'decode_tokens', 'train_sentencepiece', 'SentencePieceTokenizer', 'tokenizer_spec', 'tokenizer_from_spec',
+           'BaseTokenizer', 'TokenizeWithRules', 'tokenize1', 'decode_spec_tokens', 'parallel_tokenize']
 
 # %% ../nbs/01_tokenize.ipynb #a73c8ace
-import re, os, gc, html, json, time, pickle, shutil, hashlib, inspect, operator, multiprocessing
+import re, os, gc, sys, html, json, time, pickle, shutil, hashlib, inspect, operator, multiprocessing
+from contextlib import contextmanager
 from itertools import chain, repeat
 from collections import Counter
 from pathlib import Path
@@ -944,6 +945,47 @@ def _home() -> Path:
     from ulmfit_lit.download import ulmfit_home      # chapter 00
     return ulmfit_home()
 
+# %% ../nbs/01_tokenize.ipynb #0bea750a
+@contextmanager
+def _native_stderr_to(log: Path):
+    "Send what C/C++ code writes to file descriptor 2 into `log` for the block; on an error, add the log to it."
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, 'wb') as f: os.dup2(f.fileno(), 2)
+        yield
+    except Exception as e:
+        os.dup2(saved, 2)
+        text = log.read_text(errors='replace')[-2000:] if log.exists() else ''
+        raise RuntimeError(f"SentencePiece training failed: {e}\n{text}") from e
+    finally:
+        os.dup2(saved, 2); os.close(saved)
+
+# %% ../nbs/01_tokenize.ipynb #b627b118
+def train_sentencepiece(texts: list[str], vocab_sz: int, model_type: str, char_coverage: float,
+                        special_toks: list[str], cache_dir: Path) -> Path:
+    "Train a SentencePiece model on `texts` into `cache_dir` (or reuse the one trained on the same texts and settings)."
+    import sentencepiece as spm
+    h = hashlib.sha256(json.dumps([vocab_sz, model_type, char_coverage, special_toks, spm.__version__]).encode())
+    for t in texts: h.update(t.encode('utf-8', 'surrogatepass')); h.update(b'\0')
+    folder = cache_dir/f'spm-{h.hexdigest()[:16]}'
+    if not (folder/'spm.model').exists():
+        tmp = cache_dir/f'.spm-tmp-{os.getpid()}-{time.time_ns()}'
+        tmp.mkdir(parents=True)
+        try:
+            (tmp/'texts.out').write_text(''.join(f'{t}\n' for t in texts), encoding='utf-8')
+            spec = ','.join('\u2581' + s for s in special_toks)
+            with _native_stderr_to(tmp/'train.log'):        # its C++ logging, shown only if training fails
+                spm.SentencePieceTrainer.Train(
+                    f"--input={tmp/'texts.out'} --vocab_size={vocab_sz} --model_prefix={tmp/'spm'} "
+                    f"--character_coverage={char_coverage} --model_type={model_type} "
+                    f"--unk_id={len(special_toks)} --pad_id=-1 --bos_id=-1 --eos_id=-1 --minloglevel=2 "
+                    f"--user_defined_symbols={spec} --hard_vocab_limit=false")
+            (tmp/'texts.out').unlink()
+            if not folder.exists(): os.rename(tmp, folder)   # complete models only appear under the real name
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    return folder/'spm.model'
+
 # %% ../nbs/01_tokenize.ipynb #076234d4
 class SentencePieceTokenizer:
     "fastai's SentencePiece tokenizer: trains a sub-word model on the texts in `setup` (cached), then splits texts into pieces."
@@ -970,27 +1012,11 @@ class SentencePieceTokenizer:
     def setup(self, items: Sequence, rules: Sequence[Callable] = ()) -> dict:
         "Train the model on `items` after `rules` (or reuse the cached one for the same texts and settings)."
         if self.sp_model is not None: return {'sp_model': self.sp_model}
-        import sentencepiece as spm
         texts = [_apply_rules(o, rules) for o in items]
         vocab_sz = self.vocab_sz or self._get_vocab_sz(texts)
-        h = hashlib.sha256(json.dumps([vocab_sz, self.model_type, self.char_coverage, self.special_toks, spm.__version__]).encode())
-        for t in texts: h.update(t.encode('utf-8', 'surrogatepass')); h.update(b'\0')
-        folder = self.cache_dir/f'spm-{h.hexdigest()[:16]}'
-        if not (folder/'spm.model').exists():
-            tmp = self.cache_dir/f'.spm-tmp-{os.getpid()}-{time.time_ns()}'
-            tmp.mkdir(parents=True)
-            try:
-                (tmp/'texts.out').write_text(''.join(f'{t}\n' for t in texts), encoding='utf-8')
-                spec = ','.join('\u2581' + s for s in self.special_toks)
-                spm.SentencePieceTrainer.Train(
-                    f"--input={tmp/'texts.out'} --vocab_size={vocab_sz} --model_prefix={tmp/'spm'} "
-                    f"--character_coverage={self.char_coverage} --model_type={self.model_type} "
-                    f"--unk_id={len(self.special_toks)} --pad_id=-1 --bos_id=-1 --eos_id=-1 --minloglevel=2 "
-                    f"--user_defined_symbols={spec} --hard_vocab_limit=false")
-                (tmp/'texts.out').unlink()
-                if not folder.exists(): os.rename(tmp, folder)   # complete models only appear under the real name
-            finally: shutil.rmtree(tmp, ignore_errors=True)
-        self.sp_model, self._sp = folder/'spm.model', None
+        self.sp_model = train_sentencepiece(texts, vocab_sz, self.model_type, self.char_coverage, self.special_toks,
+                                            self.cache_dir)
+        self._sp = None
         return {'sp_model': self.sp_model}
 
     def __call__(self, items: Iterable[str]):
