@@ -166,6 +166,23 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
     assert len(set(lines)) == 3                                  # each continuation sampled afresh, not one seed thrice
 
 
+def test_cli_demo_prints_its_results_on_stdout(tmp_path, home):
+    "`ulmfit-lit demo` (random weights, no comparisons: the cheap path): the results table, the three demo reviews, its time."
+    from ulmfit_lit.cli import DEMO_REVIEWS
+    r = _cli('demo', '--pretrained', 'none', '--no-compare', '--lm-epochs', '0', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.strip().splitlines()                      # results only: the epoch tables went to stderr
+    assert lines[0].startswith('validation accuracy (same 200 reviews)') and 'train_loss' not in r.stdout
+    acc = float(lines[1].split()[-2])
+    assert lines[1].startswith('ULMFiT from random weights') and 0 < acc < 1
+    assert lines[2].startswith('always the most common label (negative)') and lines[2].endswith('0.535')
+    reviews = lines[3:6]
+    assert [l.split(maxsplit=3)[-1] for l in reviews] == DEMO_REVIEWS
+    assert all(l.split()[0] in ('positive', 'negative') and l.split()[2] in ('right', 'WRONG') for l in reviews)
+    assert lines[6].startswith('# done in') and 'train_loss' in r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]    # nothing written where it was run but the test home
+
+
 def test_cli_bad_input_is_a_clear_error(sample_df, tmp_path):
     csv = tmp_path/'bad.csv'
     sample_df.rename(columns={'text': 'review'}).to_csv(csv, index=False)

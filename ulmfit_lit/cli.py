@@ -221,7 +221,8 @@ def run_demo(lm_epochs: int = 1, seed: int = 42, pretrained: bool | str = True, 
     dls = dls_from_source(path/'texts.csv', is_lm=False, bs=32, text_vocab=dls_lm.vocab)
     configs = model_configs(None, name) if name else model_configs('small')   # random weights: the same sizes
     sizes = '/'.join(str(configs[0][k]) for k in ('emb_sz', 'n_hid', 'n_layers'))
-    runs = [(f"ULMFiT from {name} weights", name)] + ([(f"same pipeline, random weights", None)] if compare else [])
+    first = f"ULMFiT from {name} weights" if name else "ULMFiT from random weights"
+    runs = [(first, name)] + ([("same pipeline, random weights", None)] if compare and name else [])
     results, learners = {}, {}
     for label, pre in runs:
         t = time.time()
