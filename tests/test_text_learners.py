@@ -1,6 +1,7 @@
 """Chapters 05-07 end to end on the IMDb sample: language model, classifier, export, the ulmfit-lit command."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,8 +170,11 @@ def test_cli_train_predict_generate_resume(sample_df, tmp_path):
 def test_cli_demo_prints_its_results_on_stdout(tmp_path, home):
     "`ulmfit-lit demo` (random weights, no comparisons: the cheap path): the results table, the three demo reviews, its time."
     from ulmfit_lit.cli import DEMO_REVIEWS
-    r = _cli('demo', '--pretrained', 'none', '--no-compare', '--lm-epochs', '0', cwd=tmp_path)
+    r = _cli('demo', '--pretrained', 'none', '--no-compare', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
+    # by default no LM fine-tuning: the classifier's stages only (its epoch tables have an accuracy column, an LM's a perplexity)
+    assert re.search(r'^# ULMFiT from random weights: AWD-LSTM \d+/\d+/\d+, gradual unfreezing$', r.stderr, re.M)
+    assert 'LM fine-tuning' not in r.stderr and 'perplexity' not in r.stderr
     lines = r.stdout.strip().splitlines()                      # results only: the epoch tables went to stderr
     assert lines[0].startswith('validation accuracy (same 200 reviews)') and 'train_loss' not in r.stdout
     acc = float(lines[1].split()[-2])

@@ -201,16 +201,19 @@ DEMO_REVIEWS = ["This movie was fantastic: the acting, the music, the story, eve
                 "It had some good moments but overall I was disappointed by the ending."]
 DEMO_LABELS = ['positive', 'negative', 'negative']
 
-def ulmfit_pipeline(dls_lm, dls, path: Path, configs: tuple[dict, dict], pretrained: str | None, lm_epochs: int = 1,
-                    clas_lr: float = 2e-2, final_epochs: int = 2, seed: int = 42,
+def ulmfit_pipeline(dls_lm, dls, path: Path, configs: tuple[dict, dict], pretrained: str | None,
+                    lm_epochs: int | None = None, clas_lr: float = 2e-2, final_epochs: int = 1, seed: int = 42,
                     quiet: bool = False) -> TextClassifierLearner:
-    "Fine-tune an LM (from `pretrained` weights, or random ones) on `dls_lm`, then train a classifier on `dls` from it."
+    "A classifier on `dls` from `pretrained` LM weights (or random ones), the LM first fine-tuned on `dls_lm` unless `lm_epochs` is None."
     set_seed(seed)
     lm_config, clas_config = configs                     # (language model, classifier) configs, as `model_configs`
+    if lm_epochs is None:                                # the classifier's encoder starts as the pretrained LM's
+        return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, encoder=None,
+                                pretrained=pretrained, quiet=quiet)
     fine_tune_lm(dls_lm, lm_config, path, epochs=lm_epochs, pretrained=pretrained, quiet=quiet)
     return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, quiet=quiet)
 
-def run_demo(lm_epochs: int = 1, seed: int = 42, pretrained: bool | str = True, compare: bool = True,
+def run_demo(lm_epochs: int | None = None, seed: int = 42, pretrained: bool | str = True, compare: bool = True,
              out=sys.stdout, quiet: bool = False) -> dict:
     "ULMFiT on the packaged IMDb sample on CPU from pretrained weights, beside random weights and a bag-of-words baseline."
     t0 = time.time()
@@ -226,7 +229,8 @@ def run_demo(lm_epochs: int = 1, seed: int = 42, pretrained: bool | str = True, 
     results, learners = {}, {}
     for label, pre in runs:
         t = time.time()
-        print(f"# {label}: AWD-LSTM {sizes}, LM fine-tuning then gradual unfreezing", file=sys.stderr)
+        steps = 'gradual unfreezing' if lm_epochs is None else 'LM fine-tuning then gradual unfreezing'
+        print(f"# {label}: AWD-LSTM {sizes}, {steps}", file=sys.stderr)
         learn = ulmfit_pipeline(dls_lm, dls, Path(tempfile.mkdtemp(prefix='ulmfit_demo_')), configs, pre, lm_epochs,
                                 seed=seed, quiet=quiet)
         results[label] = (float(learn.validate()[1]), time.time() - t)   # [valid_loss, accuracy]
@@ -406,7 +410,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', required=True)
     d = sub.add_parser('demo', help='the whole pipeline on the IMDb sample shipped with the package (CPU, minutes)')
-    d.add_argument('--lm-epochs', type=int, default=1, help='language-model epochs after the frozen one (default 1)')
+    d.add_argument('--lm-epochs', type=int, default=None,
+                   help='fine-tune the LM on the sample first: a frozen epoch, then this many (default: none, see chapter 07)')
     d.add_argument('--pretrained', default='auto', help=PRETRAINED_HELP)
     d.add_argument('--no-compare', action='store_true', help='skip the random-weights and bag-of-words comparisons')
     d.add_argument('--seed', type=int, default=42)
