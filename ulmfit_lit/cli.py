@@ -205,13 +205,16 @@ def ulmfit_pipeline(dls_lm, dls, path: Path, configs: tuple[dict, dict], pretrai
                     lm_epochs: int | None = None, clas_lr: float = 2e-2, final_epochs: int = 1, seed: int = 42,
                     quiet: bool = False) -> TextClassifierLearner:
     "A classifier on `dls` from `pretrained` LM weights (or random ones), the LM first fine-tuned on `dls_lm` unless `lm_epochs` is None."
+    if lm_epochs is not None and lm_epochs < 0:
+        raise ValueError(f"lm_epochs={lm_epochs}: use None for no LM fine-tuning, or 0 or more epochs after the frozen one.")
     set_seed(seed)
     lm_config, clas_config = configs                     # (language model, classifier) configs, as `model_configs`
-    if lm_epochs is None:                                # the classifier's encoder starts as the pretrained LM's
-        return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, encoder=None,
-                                pretrained=pretrained, quiet=quiet)
-    fine_tune_lm(dls_lm, lm_config, path, epochs=lm_epochs, pretrained=pretrained, quiet=quiet)
-    return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, quiet=quiet)
+    encoder = None                                       # None: the classifier's encoder starts as the pretrained LM's
+    if lm_epochs is not None:
+        fine_tune_lm(dls_lm, lm_config, path, epochs=lm_epochs, pretrained=pretrained, quiet=quiet)
+        encoder = 'lm_encoder'
+    return train_classifier(dls, clas_config, path, lr=clas_lr, final_epochs=final_epochs, encoder=encoder,
+                            pretrained=pretrained, quiet=quiet)
 
 def run_demo(lm_epochs: int | None = None, seed: int = 42, pretrained: bool | str = True, compare: bool = True,
              out=sys.stdout, quiet: bool = False) -> dict:
