@@ -1034,7 +1034,10 @@ class Learner(_LearnerFiles):
         # the optimizer keeps working: DDP wraps the same parameter objects and averages their gradients in backward
         self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
         self.dls, self.quiet = DistributedDataLoaders(self.dls, rank, world), self.quiet or rank != 0
-        try: yield self
+        try:
+            yield self
+            # leave together: a rank that tears down while the other is still in a collective makes gloo abort it
+            dist.barrier()
         finally:
             self.model, self.dls, self.quiet, device = old
             if hasattr(self.dls, 'to'): self.dls.to(device)
