@@ -272,17 +272,36 @@ def _machine() -> str:
     except (OSError, StopIteration): pass
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({'GPU' if torch.cuda.is_available() else 'CPU'})"
 
+def _init_card(init: str) -> dict:
+    "The model card of the model a pretraining run started from (`config['init']`), with its `cycles` (one if it had none)."
+    card_file = pretrained_files(name=init)[0].parent/'model_card.json'
+    if not card_file.exists():
+        raise FileNotFoundError(f"{card_file} is missing: a run that starts from {init!r} needs that model's card, to "
+                                f"count its tokens and time in the new card. Put the card written with it there.")
+    card = json.loads(card_file.read_text())
+    keys = ('steps', 'tokens_seen', 'train_seconds', 'code_commit', 'machine')
+    first = dict(epochs=card['epochs'], lr=card['config']['lr'], valid_perplexity=card['valid_perplexity'],
+                 **{k: card[k] for k in keys})
+    return dict(card, cycles=card.get('cycles', [first]))
+
 def write_model_card(result: dict, out: str | Path, commit: str | None = None) -> Path:
     "Write `model_card.json` for a finished `pretrain_lm` run in `out`: data, config, results, time, machine, code, sha256."
     out = Path(out)
     last = result['history'][-1]
+    config = result['config']
+    this = dict(epochs=config['epochs'], lr=config['lr'], steps=result['steps'], tokens_seen=result['tokens_seen'],
+                train_seconds=round(result['seconds']), valid_perplexity=last['perplexity'],
+                code_commit=commit or _code_commit(), machine=_machine())
+    # A run that went on from a finished model (config['init']) counts that model's cycles too: its card is beside it
+    before = _init_card(config['init'])['cycles'] if config.get('init') else []
+    cycles = before + [this]
     card = dict(name='imdb_lm', corpus="IMDb unsup: 50,000 unlabelled reviews (none in train or test)",
                 n_train_docs=result['n_train_docs'], n_valid_docs=result['n_valid_docs'],
-                tokens_seen=result['tokens_seen'], epochs=result['config']['epochs'], steps=result['steps'],
-                seed=result['config']['seed'], config=result['config'], vocab_size=result['vocab_size'],
+                tokens_seen=sum(c['tokens_seen'] for c in cycles), epochs=round(sum(c['epochs'] for c in cycles), 4),
+                steps=sum(c['steps'] for c in cycles), seed=config['seed'], config=config, vocab_size=result['vocab_size'],
                 valid_perplexity=last['perplexity'], valid_accuracy=last['accuracy'], valid_loss=last['valid_loss'],
-                train_seconds=round(result['seconds']), machine=_machine(), code_commit=commit or _code_commit(),
-                files={f: _sha256(out/f) for f in ('imdb_lm.pth', 'imdb_lm.pkl')})
+                train_seconds=sum(c['train_seconds'] for c in cycles), machine=_machine(), code_commit=this['code_commit'],
+                cycles=cycles, files={f: _sha256(out/f) for f in ('imdb_lm.pth', 'imdb_lm.pkl')})
     tmp = out/'.model_card.json.tmp'
     tmp.write_text(json.dumps(card, indent=1)); tmp.replace(out/'model_card.json')
     return out/'model_card.json'

@@ -319,7 +319,9 @@ def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: to
 
 # %% ../nbs/05_language_model.ipynb #b6f135bc
 PRETRAIN_CONFIG = dict(emb_sz=256, n_hid=768, n_layers=2, max_vocab=16000, bs=64, bptt=70, epochs=1.5, lr=5e-3,
-                       wd=0.01, drop_mult=0.2, n_samples=1024, clip=0.25, n_valid=1000, seed=42)
+                       wd=0.01, drop_mult=0.2, n_samples=1024, clip=0.25, n_valid=1000, seed=42, init='')
+# init: '' starts from random weights; a folder in fastai's layout (or 'imdb', 'wt103') starts from that model, for a
+# second cycle after a finished run
 
 def unsup_corpus(folder: str | Path, max_vocab: int, n_valid: int, seed: int) -> tuple:
     "IMDb's `unsup` reviews as a `TokenStore`, its vocab (from the training part only), and the (train, valid) doc indices."
@@ -368,6 +370,8 @@ def _pretrain_parts(folder: str | Path, config: dict) -> SimpleNamespace:
     torch.manual_seed(config['seed'])
     lm_config = dict(awd_lstm_lm_config, emb_sz=config['emb_sz'], n_hid=config['n_hid'], n_layers=config['n_layers'])
     model = get_language_model(AWD_LSTM, len(vocab), lm_config, config['drop_mult'])
+    if config['init']:        # go on from a finished model: its weights, matched to this vocab, replace the random ones
+        model = load_pretrained_lm(model, *pretrained_files(name=config['init']), vocab)
     # fastai's Adam (betas 0.9/0.99, eps 1e-5, decoupled wd) and fit_one_cycle's schedule, from PyTorch's own classes
     opt = torch.optim.AdamW(model.parameters(), lr=config['lr'], betas=(0.9, 0.99), eps=1e-5, weight_decay=config['wd'])
     total = max(1, int(config['epochs'] * len(train_dl)))
