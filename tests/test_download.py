@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ulmfit_lit.download import URLs, archive_path, download_url, safe_extract, untar_data
+from ulmfit_lit.download import URLs, archive_path, download_url, safe_extract, untar_data, ulmfit_home
 
 
 def make_tgz(path: Path, entries: dict, links: dict = None) -> Path:
@@ -137,3 +137,11 @@ def test_interrupted_download_keeps_nothing(home, server):
         download_url(url, dest, show_progress=False)
     assert not dest.exists()
     assert not list((home/'archive').glob('.broken.tgz.download-*'))
+
+
+def test_empty_home_variable_means_the_default(monkeypatch, tmp_path):
+    # `ULMFIT_LIT_HOME= cmd` sets the variable to ''; that must not make the current folder the home
+    monkeypatch.setenv('ULMFIT_LIT_HOME', '')
+    assert ulmfit_home() == Path('~/.ulmfit_lit').expanduser()
+    monkeypatch.setenv('ULMFIT_LIT_HOME', str(tmp_path))
+    assert ulmfit_home() == tmp_path

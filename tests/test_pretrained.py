@@ -1,6 +1,7 @@
 """The language model that ships with the course: found offline through untar_data, checked by sha256, loaded with
 weights_only; it reproduces its model card; and `ulmfit-lit pretrain` resumes after a stop or a kill."""
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ulmfit_lit.download import URLs, untar_data
+from ulmfit_lit.download import URLs, untar_data, archive_path, PACKAGED_CHECKS
 from ulmfit_lit.tokenize import tokenize_files
 from ulmfit_lit.data import LMDataLoader, TextDataLoaders
 from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, get_language_model, load_pretrained_lm, load_itos
@@ -49,6 +50,18 @@ def test_damaged_weights_file_is_a_clear_error(home, damage):
     with pytest.raises(ValueError) as e: pretrained_files(name='imdb')
     msg = str(e.value)
     assert str(wgts) in msg and IMDB_LM_SHA256['imdb_lm.pth'] in msg and 'delete' in msg
+
+
+def test_archive_from_an_older_package_is_replaced(home):
+    # An upgrade: the archive folder still holds the archive an older version of the package shipped (here, another
+    # tgz of another size) and its extraction was deleted, as the checksum error says. The package's copy replaces it.
+    untar_data(URLs.IMDB_SAMPLE)                                  # puts the packaged sample archive in the home
+    old = archive_path(URLs.IMDB_LM)
+    old.write_bytes(archive_path(URLs.IMDB_SAMPLE).read_bytes())
+    shutil.rmtree(home/'models'/'imdb_lm', ignore_errors=True)
+    wgts, _ = pretrained_files(name='imdb')
+    assert _card(wgts)['files'] == IMDB_LM_SHA256
+    assert old.stat().st_size == PACKAGED_CHECKS[URLs.IMDB_LM][0]
 
 
 def test_learner_fine_tunes_from_the_shipped_model(home, tmp_path):

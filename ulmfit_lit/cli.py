@@ -58,6 +58,7 @@ def fine_tune_lm(dls_lm, config: dict, path: Path, epochs: int = 10, lr: float =
                  pretrained: str | None = None, drop_mult: float = 0.3, resume: bool = False,
                  quiet: bool = False, ckpt_every: float = 300.) -> LMLearner:
     "Fine-tune (or train) a language model on `dls_lm`: a frozen epoch, then `epochs` unfrozen; save its encoder."
+    if epochs < 0: raise ValueError(f"epochs={epochs}: pass 0 or more unfrozen epochs (0: the frozen epoch only).")
     # within a stage, FitCheckpoint saves every `ckpt_every` seconds: a kill costs minutes, not the epoch
     learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=drop_mult,
                                    pretrained=pretrained if pretrained else False,
@@ -174,15 +175,13 @@ def _fit_nb_logreg(x: torch.Tensor, y: torch.Tensor, wd: float, epochs: int = 10
         opt.zero_grad(); loss.backward(); opt.step()
     return lambda x: logits(x).argmax(1).detach()
 
-def bow_baseline(dls, wds: tuple = (1e-4, 1e-3, 1e-2), folds: int = 3, seed: int = 42) -> float:
-    "Validation accuracy of NB-weighted logistic regression on word and bigram presence (Wang & Manning 2012), in torch."
+def _bow_fit(dls, wds: tuple, folds: int, seed: int):
+    "Fit the NB logistic regression on `dls`' training texts; return a function from documents (token ids) to labels."
     torch.manual_seed(seed)
     v = len(dls.vocab[0])
     tr = [_ngram_ids(dls.train.doc(i), v) for i in range(len(dls.train.doc_idxs))]
-    va = [_ngram_ids(dls.valid.doc(i), v) for i in range(len(dls.valid.doc_idxs))]
     feats = np.unique(np.concatenate(tr))                                           # n-grams seen in training only
-    x_tr, x_va = _presence(tr, feats), _presence(va, feats)
-    y_tr, y_va = torch.as_tensor(dls.train.labels), torch.as_tensor(dls.valid.labels)
+    x_tr, y_tr = _presence(tr, feats), torch.as_tensor(dls.train.labels)
     # weight decay chosen by cross-validation on the training reviews: the validation reviews are never looked at
     fold = torch.as_tensor(np.random.default_rng(seed).permutation(len(tr)) % folds)
     def cv_acc(wd):
@@ -192,8 +191,14 @@ def bow_baseline(dls, wds: tuple = (1e-4, 1e-3, 1e-2), folds: int = 3, seed: int
             predict = _fit_nb_logreg(x_tr.index_select(0, fit), y_tr[fit], wd)
             accs.append((predict(x_tr.index_select(0, held)) == y_tr[held]).float().mean())
         return float(torch.stack(accs).mean())
-    best = max(wds, key=cv_acc)
-    return float((_fit_nb_logreg(x_tr, y_tr, best)(x_va) == y_va).float().mean())
+    predict = _fit_nb_logreg(x_tr, y_tr, max(wds, key=cv_acc))
+    return lambda docs: predict(_presence([_ngram_ids(d, v) for d in docs], feats))
+
+def bow_baseline(dls, wds: tuple = (1e-4, 1e-3, 1e-2), folds: int = 3, seed: int = 42) -> float:
+    "Validation accuracy of NB-weighted logistic regression on word and bigram presence (Wang & Manning 2012), in torch."
+    predict = _bow_fit(dls, wds, folds, seed)
+    docs = [dls.valid.doc(i) for i in range(len(dls.valid.doc_idxs))]
+    return float((predict(docs) == torch.as_tensor(dls.valid.labels)).float().mean())
 
 # %% ../nbs/07_cli.ipynb #34111cfa
 DEMO_REVIEWS = ["This movie was fantastic: the acting, the music, the story, everything was wonderful.",
@@ -257,7 +262,8 @@ def run_demo(lm_epochs: int | None = None, seed: int = 42, pretrained: bool | st
 def _code_commit() -> str:
     "The git commit of the code that is running, with '+changes' if the tree differs from it ('unknown' outside git)."
     import subprocess
-    here = Path(__file__).resolve().parent
+    try: here = Path(__file__).resolve().parent
+    except NameError: here = Path.cwd()          # defined in a notebook: its folder
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(['git', 'status', '--porcelain', '--', '.'], cwd=here, capture_output=True, text=True).stdout.strip()
@@ -294,6 +300,7 @@ def write_model_card(result: dict, out: str | Path, commit: str | None = None) -
                 code_commit=commit or _code_commit(), machine=_machine())
     # A run that went on from a finished model (config['init']) counts that model's cycles too: its card is beside it
     before = _init_card(config['init'])['cycles'] if config.get('init') else []
+    if before: this['init_files'] = {f.name: _sha256(f) for f in pretrained_files(name=config['init'])}   # what it went on from
     cycles = before + [this]
     card = dict(name='imdb_lm', corpus="IMDb unsup: 50,000 unlabelled reviews (none in train or test)",
                 n_train_docs=result['n_train_docs'], n_valid_docs=result['n_valid_docs'],

@@ -37,7 +37,7 @@ class URLs:
 # %% ../nbs/00_download.ipynb #f340cce1
 def ulmfit_home() -> Path:
     "The folder that holds archives, datasets and models: `$ULMFIT_LIT_HOME`, else `~/.ulmfit_lit`."
-    return Path(os.environ.get('ULMFIT_LIT_HOME', '~/.ulmfit_lit')).expanduser()
+    return Path(os.environ.get('ULMFIT_LIT_HOME') or '~/.ulmfit_lit').expanduser()   # set but empty: the default too
 
 def _archive_name(url: str) -> str:
     "The file name at the end of `url` (`imdb.tgz`)."
@@ -134,7 +134,7 @@ KNOWN_CHECKS: dict[str, tuple[int, str]] = {
     'https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz': (571827, '0842e61a9867caa2e6fbdb14fa703d61'),
 }
 PACKAGED_CHECKS: dict[str, tuple[int, str]] = {   # the shipped language model (tools/pretrained_checks.py)
-    URLs.IMDB_LM: (15437909, '5640bcb69dcbbcea7e3cf23c4d14d6f5a0b7191c0c22fc393d492907127cf75a'),
+    URLs.IMDB_LM: (15428793, '50c6f33361f117f072f9c39fe7ea5cacca0d195a04a7aaf526138d7d8b655779'),
 }
 
 def _sha256(path: Path, chunk: int = 1 << 20, algo: str = 'sha256') -> str:
@@ -197,8 +197,11 @@ def _packaged_archive(url: str) -> Path | None:
 
 def _fetch_archive(url: str, archive: Path, force_download: bool) -> Path:
     "Make sure the archive for `url` is at `archive`: as it is, from the package, or downloaded."
-    if archive.exists() and not force_download: return archive
     packaged = _packaged_archive(url)
+    # An archive left by an older version of the package (another size than the one shipped now) is replaced by the
+    # package's own copy; any other archive already there is used as it is.
+    stale = packaged is not None and url in PACKAGED_CHECKS and archive.exists() and archive.stat().st_size != PACKAGED_CHECKS[url][0]
+    if archive.exists() and not force_download and not stale: return archive
     if packaged is not None and not force_download:
         archive.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f'.{archive.name}.copy-', dir=archive.parent)   # one per caller: no race

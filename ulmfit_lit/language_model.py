@@ -164,7 +164,7 @@ def _generation_loop(model, ids, n_words, temperature, no_unk, unk_idx, min_p, r
 
 # %% ../nbs/05_language_model.ipynb #44fffb20
 # sha256 of the files of the language model that ships with the course (`URLs.IMDB_LM`); `make pretrain` prints them
-IMDB_LM_SHA256 = {'imdb_lm.pth': '3b5e7e9afeeb3df61b9601fbe9d1261429155d62e6a5c2a248f7a502f78afa0e',
+IMDB_LM_SHA256 = {'imdb_lm.pth': 'a7ef7f7d2fc337520f6ac2876d92c7d4824234bd77aab4b84177162cd095d81e',
                   'imdb_lm.pkl': '76336b889eda444bc172fc4795e317090245d439cafd644cefa74eb4bcfb4039'}
 
 def default_pretrained() -> str:
@@ -195,7 +195,7 @@ def _imdb_lm_files() -> tuple[Path, Path]:
             raise FileNotFoundError(f"{f} is missing; delete {folder} and call again to unpack it from the package.")
         if expected is not None and (got := _sha256(f)) != expected:
             raise ValueError(f"{f} does not match the shipped model: its sha256 is {got}, expected {expected}. It is "
-                             f"truncated or altered; delete {folder} and call again to unpack it from the package.")
+                             f"truncated or altered, or left by an older version of the package; delete {folder} and call again to unpack it from the package.")
     return files
 
 # %% ../nbs/05_language_model.ipynb #a5ea8e87
