@@ -165,3 +165,13 @@ def test_seed_tutorial_opening_lines(imdb_home, monkeypatch):
     assert {'train', 'test', 'unsup'} <= {p.name for p in ns['listing']}
     assert {'neg', 'pos'} <= {p.name for p in ns['train_listing']}
     assert repr(ns['train_listing']).startswith(f"(#{len(ns['train_listing'])}) [Path(")
+
+
+def test_pretrain_from_a_model_without_its_card_fails_before_training(tiny_unsup, tmp_path):
+    # --init needs the starting model's card for the new one; without it the command stops at once, writing nothing
+    whole = tmp_path/'first'
+    _pretrain(tiny_unsup, whole, check=True)
+    (whole/'model_card.json').unlink()
+    r = _pretrain(tiny_unsup, tmp_path/'second', '--init', str(whole))
+    assert r.returncode != 0 and 'model_card.json is missing' in r.stderr
+    assert not (tmp_path/'second').exists()

@@ -404,6 +404,7 @@ def _cmd_pretrain(args) -> None:
     folder = Path(args.folder) if args.folder else untar_data(URLs.IMDB)
     config = {k: getattr(args, k) for k in PRETRAIN_CONFIG if getattr(args, k, None) is not None}
     if args.threads: torch.set_num_threads(args.threads)
+    if config.get('init'): _init_card(config['init'])   # its card is needed at the end: a missing one fails now, not after hours
     commit = _code_commit()                   # the code that runs is the code as it is now, not when the run ends
     res = pretrain_lm(folder, args.out, config, resume=not args.fresh, ckpt_minutes=args.ckpt_minutes,
                       stop_after=args.stop_after)
