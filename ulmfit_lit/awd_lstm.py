@@ -15,9 +15,9 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['awd_lstm_lm_config', 'awd_lstm_clas_config', 'model_meta', 'LSTMCell', 'LSTMLayer', 'dropout_mask', 'RNNDropout',
            'WeightDropout', 'EmbeddingDropout', 'AWD_LSTM', 'LinearDecoder', 'check_state_dict', 'SequentialRNN',
-           'get_language_model', 'SentenceEncoder', 'masked_concat_pool', 'sigmoid_range', 'SigmoidRange',
-           'PoolingLinearClassifier', 'get_text_classifier', 'awd_lstm_lm_split', 'awd_lstm_clas_split', 'load_itos',
-           'clean_raw_keys', 'match_embeds', 'load_pretrained_lm']
+           'scale_dropout', 'get_language_model', 'SentenceEncoder', 'masked_concat_pool', 'sigmoid_range',
+           'SigmoidRange', 'PoolingLinearClassifier', 'get_text_classifier', 'awd_lstm_lm_split', 'awd_lstm_clas_split',
+           'load_itos', 'clean_raw_keys', 'match_embeds', 'encoder_of', 'load_pretrained_lm']
 
 # %% ../nbs/03_awd_lstm.ipynb #311d9c32
 class LSTMCell(nn.Module):
@@ -262,7 +262,7 @@ class SequentialRNN(nn.Sequential):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 # %% ../nbs/03_awd_lstm.ipynb #2a779e7c
-def _scaled(config: dict, drop_mult: float) -> dict:
+def scale_dropout(config: dict, drop_mult: float) -> dict:
     "A copy of `config` with every dropout probability (`*_p`) multiplied by `drop_mult`."
     return {k: v * drop_mult if k.endswith('_p') else v for k, v in config.items()}
 
@@ -275,7 +275,7 @@ def _meta(arch) -> dict:
 def get_language_model(arch: type, vocab_sz: int, config: dict | None = None, drop_mult: float = 1.) -> SequentialRNN:
     "Build a language model `SequentialRNN(arch encoder, LinearDecoder)` from `config` (default: the arch's LM config)."
     meta = _meta(arch)
-    config = _scaled(config if config is not None else meta['config_lm'], drop_mult)
+    config = scale_dropout(config if config is not None else meta['config_lm'], drop_mult)
     tie_weights, output_p, out_bias = config.pop('tie_weights'), config.pop('output_p'), config.pop('out_bias')
     encoder = arch(vocab_sz, **config)
     decoder = LinearDecoder(vocab_sz, config[meta['hid_name']], output_p,
@@ -385,7 +385,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
                         ) -> SequentialRNN:
     "Build a classifier `SequentialRNN(SentenceEncoder(arch encoder), PoolingLinearClassifier)` as fastai does; `y_range` for regression."
     meta = _meta(arch)
-    config = _scaled(config if config is not None else meta['config_clas'], drop_mult)
+    config = scale_dropout(config if config is not None else meta['config_clas'], drop_mult)
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
     dims = [config[meta['hid_name']] * 3] + lin_ftrs + [n_class]
@@ -448,12 +448,21 @@ def match_embeds(old_wgts: dict, old_vocab: list[str], new_vocab: list[str]) -> 
     if bias is not None: res['1.decoder.bias'] = torch.where(known[:, 0], bias[idx.clamp(min=0)], bias.mean(0))
     return res
 
+def encoder_of(model: nn.Module) -> AWD_LSTM:
+    "The AWD-LSTM inside a language model (`model[0]`), a classifier (`model[0].module`) or a DDP wrapper of either."
+    model = getattr(model, 'module', model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    enc = model[0]
+    return getattr(enc, 'module', enc)
+
 def load_pretrained_lm(model: SequentialRNN, wgts_fname: str | Path, vocab_fname: str | Path,
                        new_vocab: list[str]) -> SequentialRNN:
-    "Load fastai LM weights `wgts_fname` (vocab in `vocab_fname`) into `model`, whose vocab is `new_vocab`."
+    "Load fastai-layout LM weights into a language model, or into a classifier's encoder, matched to `new_vocab`."
     wgts = torch.load(wgts_fname, map_location='cpu', weights_only=True)
     if 'model' in wgts: wgts = wgts['model']           # a checkpoint saved together with its optimizer state
     wgts = match_embeds(clean_raw_keys(wgts), load_itos(vocab_fname), new_vocab)
-    check_state_dict(model, wgts)       # every size checked before anything is copied: a wrong file changes nothing
-    model.load_state_dict(wgts)
+    is_lm = isinstance(model[0], AWD_LSTM)
+    target = model if is_lm else encoder_of(model)
+    if not is_lm: wgts = {k[2:]: v for k, v in wgts.items() if k.startswith('0.')}   # the encoder part, renamed
+    check_state_dict(target, wgts)      # every size checked before anything is copied: a wrong file changes nothing
+    target.load_state_dict(wgts)
     return model
