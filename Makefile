@@ -12,6 +12,7 @@ export ULMFIT_LIT_SHARED := $(SHARED)
 # One thread per process: nbdev_test runs notebooks side by side, and PyTorch's small CPU ops slow down many times
 # over when processes x threads exceed the cores (measured: an LSTM step 0.03 s alone, 2.1 s oversubscribed).
 export OMP_NUM_THREADS ?= 1
+DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: test test-home demo docs lab install export clean-nbs check-drift pytest nbtest bench pretrain
 
@@ -40,9 +41,10 @@ nbtest: install test-home
 pytest: install
 	$(BIN)/python -m pytest tests/ -q
 
-# The ULMFiT pipeline on the IMDb sample shipped inside the package, on CPU.
+# The ULMFiT pipeline on the IMDb sample shipped inside the package, on CPU, with 800 and 100 labels. One process, so
+# it gets both cores' threads.
 demo: install
-	$(BIN)/ulmfit-lit demo
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/ulmfit-lit demo
 
 # Reproduce the shipped language model: pretrain on IMDb's unsup reviews in two cycles (about 2 hours of a 2-core
 # CPU in all; run it again after a stop to resume), then copy the archive into the package. The first cycle uses the
@@ -57,6 +59,7 @@ pretrain: install
 # The site, offline: nbdev processes the notebooks, smalldocs renders them with the same _quarto.yml.
 docs: install
 	$(BIN)/python tools/build_docs.py
+	$(BIN)/python tools/check_links.py _docs
 
 lab: install
 	$(BIN)/jupyter lab nbs

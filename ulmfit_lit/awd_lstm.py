@@ -383,7 +383,7 @@ def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 
                         drop_mult: float = 1., lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                         pad_idx: int = 1, max_len: int = 72 * 20, y_range: tuple[float, float] | None = None
                         ) -> SequentialRNN:
-    "Build a classifier `SequentialRNN(SentenceEncoder(arch encoder), PoolingLinearClassifier)` as fastai does; `y_range` for regression."
+    "A classifier `SequentialRNN(SentenceEncoder(arch encoder), PoolingLinearClassifier)`; `y_range` for regression."
     meta = _meta(arch)
     config = scale_dropout(config if config is not None else meta['config_clas'], drop_mult)
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)

@@ -5,6 +5,7 @@
 # %% ../nbs/13_checkpoint.ipynb #d1300003
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class FitCheckpoint(Callback):
     def before_fit(self, learn):
         self.file, self.pending, self.finished = learn.model_file(self.fname), None, False
         self.t_fit = self.t_saved = time.time()
+        if rank_distrib() == 0:            # a kill in the middle of a save strands its temporary file: clear it
+            for stale in self.file.parent.glob(f'.{self.file.name}.*.tmp'): stale.unlink(missing_ok=True)
         if not (self.resume and self.file.exists()): return
         fix = "delete it to start this fit afresh, or pass resume=False."
         device = next(learn.model.parameters()).device
@@ -60,6 +63,9 @@ class FitCheckpoint(Callback):
         for cb in learn.cbs:
             if cb.name in state.get('callbacks', {}): cb.load_checkpoint_state(state['callbacks'][cb.name])
         self.seconds_before, self.pending = state['seconds'], state
+        if not learn.quiet:            # a fit that goes on from a checkpoint says so: it must not look like a fresh one
+            print(f"# resumed from {self.file} at training step {state['train_iter']:,}/"
+                  f"{learn.n_epoch * len(learn.dls.train):,}", file=sys.stderr)
 
     def before_train(self, learn):
         if self.pending is not None:       # the epoch the checkpoint was in: same shuffle, then skip what was done

@@ -171,11 +171,15 @@ def pad_input_chunk(samples: Sequence[tuple], pad_idx: int = 1, pad_first: bool 
 class SortedDL:
     "Classifier batches `(x, y)` grouped by length as fastai's `SortedDL` does, padded in front by `pad_input_chunk`."
     def __init__(self, docs, labels: Sequence[int] | None = None, bs: int = 64, seq_len: int = 72, shuffle: bool = False,
-                 drop_last: bool | None = None, doc_idxs: Sequence[int] | None = None, pad_idx: int = 1,
+                 drop_last: bool = False, doc_idxs: Sequence[int] | None = None, pad_idx: int = 1,
                  backwards: bool = False, keep_order: bool = False, device: torch.device | str | None = None,
                  seed: int | None = None, res: Sequence[int] | None = None, before_batch: Callable | None = None,
-                 create_batch: Callable | None = None):
+                 create_batch: Callable | None = None, num_workers: int | None = None):
+        # num_workers: taken for fastai's signature; batches are slices of one array, made in this process
+        # the type of the texts the `before_batch`/`create_batch` hooks get: a store's ids are text, as in fastai
+        self.text_type = TensorText
         if labels is None and len(docs) and isinstance(docs[0], tuple):   # fastai's way: a list of (x, y) samples
+            self.text_type = type(docs[0][0]) if isinstance(docs[0][0], TensorText) else torch.Tensor
             docs, labels = [np.asarray(s[0]) for s in docs], [int(s[1]) for s in docs]
         self.ids, self.offsets = _ids_and_offsets(docs)
         self.doc_idxs = np.arange(len(self.offsets) - 1) if doc_idxs is None else np.asarray(doc_idxs, dtype=np.int64)
@@ -186,7 +190,7 @@ class SortedDL:
         self.lens = (self.offsets[1:] - self.offsets[:-1])[self.doc_idxs]   # sort key: token count, as fastai
         if res is not None: _check_lens(res, self.lens, 'SortedDL')          # fastai's precomputed lengths: checked
         self.bs, self.seq_len, self.shuffle, self.pad_idx, self.seed = bs, seq_len, shuffle, pad_idx, seed
-        self.drop_last = shuffle if drop_last is None else drop_last        # fastai drops it when shuffling (training)
+        self.drop_last = drop_last        # fastai's DataBlock drops the training loader's last, incomplete batch
         self.backwards, self.keep_order = backwards, keep_order
         self.before_batch, self.create_batch = before_batch, create_batch
         self.device = torch.device(device) if device is not None else torch.device('cpu')
@@ -242,12 +246,17 @@ def __iter__(self: SortedDL):
             if self.labels is None: yield (x.as_subclass(TensorText),)
             else: yield x.as_subclass(TensorText), _to_device(self.labels[b], self.device).as_subclass(TensorCategory)
             continue
-        samples = [(torch.from_numpy(self.doc(p).astype(np.int64)),) + (() if self.labels is None else (int(self.labels[p]),))
-                   for p in b]
-        samples = (self.before_batch or (lambda s: pad_input_chunk(s, self.pad_idx, True, self.seq_len)))(samples)
+        samples = [(torch.from_numpy(self.doc(p).astype(np.int64)).as_subclass(self.text_type),)
+                   + (() if self.labels is None else (int(self.labels[p]),)) for p in b]
+        # fastai's hooks: `before_batch` pads the samples (by default as `pad_input_chunk` does, unless a `create_batch`
+        # is given: then, as in fastai, nothing runs before it), `create_batch` replaces the stacking into tensors
+        if self.before_batch is not None: samples = self.before_batch(samples)
+        elif self.create_batch is None: samples = pad_input_chunk(samples, self.pad_idx, True, self.seq_len)
         if self.create_batch is not None: yield self.create_batch(samples); continue
         fields = list(zip(*samples))
-        yield tuple(torch.stack([torch.as_tensor(v) for v in f]).to(self.device) for f in fields)
+        stacked = [torch.stack([torch.as_tensor(v) for v in f]).to(self.device) for f in fields]
+        # a field of `TensorText`s (fastai's `Pad_Chunk` keeps the type) is a `TensorText` batch, as in fastai
+        yield tuple(t.as_subclass(type(f[0])) if isinstance(f[0], TensorText) else t for t, f in zip(stacked, fields))
 
 # %% ../nbs/02_data.ipynb #c0d20004
 @patch
@@ -476,7 +485,8 @@ def dataloaders(self: DataBlock, source, path='.', bs: int = 64, val_bs: int | N
         "(check get_y / the label column, or the folder layout).")
     y_train = self.label_block.encode(raw_train, categories, 'training')
     y_valid = self.label_block.encode([raw[i] for i in valid_idxs], categories, 'validation')
-    train = SortedDL(store, y_train, bs=bs, seq_len=seq_len, shuffle=shuffle, doc_idxs=train_docs, backwards=tb.backwards)
+    train = SortedDL(store, y_train, bs=bs, seq_len=seq_len, shuffle=shuffle, drop_last=shuffle, doc_idxs=train_docs,
+                     backwards=tb.backwards)
     valid = SortedDL(store, y_valid, bs=val_bs, seq_len=seq_len, doc_idxs=valid_docs, backwards=tb.backwards)
     return TextDataLoaders(train, valid, vocab, categories, text_block=tb, path=path, device=device)
 

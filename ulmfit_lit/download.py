@@ -19,8 +19,8 @@ from fastcore.xtras import Path   # pathlib's Path, with fastai's `ls()` added b
 from .files import atomic_folder, atomic_write, file_hash
 
 # %% auto #0
-__all__ = ['MAX_UNPACKED', 'KNOWN_CHECKS', 'PACKAGED_CHECKS', 'URLs', 'ulmfit_home', 'archive_path', 'safe_extract', 'check_file',
-           'download_url', 'untar_data']
+__all__ = ['MAX_UNPACKED', 'KNOWN_CHECKS', 'PACKAGED_CHECKS', 'CONNECT_TIMEOUT', 'URLs', 'ulmfit_home', 'archive_path',
+           'safe_extract', 'check_file', 'download_url', 'untar_data']
 
 # %% ../nbs/12_download.ipynb #3cab9eb8
 class URLs:
@@ -132,13 +132,13 @@ def _show_progress(done: int, total: int | None, start: float, label: str) -> No
     else: bar = f"{mb:7.1f} MB"
     sys.stderr.write(f"\r{label} {bar} {mb / secs:6.1f} MB/s"); sys.stderr.flush()
 
-def download_url(url: str, dest: str | Path, show_progress: bool = True, timeout: float = 60.,
-                 connect_timeout: float = 10.) -> Path:
+CONNECT_TIMEOUT = 10.    # seconds without an answer (connecting or reading) before a download gives up
+
+def download_url(url: str, dest: str | Path, show_progress: bool = True, timeout: float | None = None) -> Path:
     "Download `url` to `dest` atomically, with a progress bar, checking its length (and its checksum where known)."
     dest = Path(dest)
     def stream(f):
-        with urllib.request.urlopen(url, timeout=connect_timeout) as response:
-            if response.fp is not None and hasattr(response.fp, 'raw'): response.fp.raw._sock.settimeout(timeout)
+        with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT if timeout is None else timeout) as response:
             total = int(response.headers.get('Content-Length') or 0) or None
             done, start = 0, time.time()
             while block := response.read(1 << 20):

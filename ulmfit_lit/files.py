@@ -26,7 +26,8 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], obje
     try:
         umask = os.umask(0); os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)            # mkstemp makes the file private; give it a normal file's rights
-        with os.fdopen(fd, 'wb') as f:
+        os.close(fd)
+        with open(tmp, 'wb') as f:                # by name, so `f.name` is the temporary file's path
             if callable(data): data(f)
             else: f.write(data.encode(encoding) if isinstance(data, str) else data)
             f.flush()

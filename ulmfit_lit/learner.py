@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import html
+import importlib
 import json
 import math
 import random
@@ -18,27 +19,29 @@ from collections import defaultdict, namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from fastcore.basics import patch
+from fastcore.basics import listify, patch
 from torch import Tensor, nn
 
 from .distributed import DistributedDataLoaders, distrib_device, num_distrib, rank_distrib, unwrap_model
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['EVENTS', 'norm_types', 'SuggestedLRs', 'MODEL_BUILDERS', 'BatchList', 'DataLoaders', 'toy_language', 'toy_lm_dls',
-           'TinyLSTMLM', 'tiny_splitter', 'CancelFitException', 'CancelEpochException', 'CancelTrainException',
-           'CancelValidException', 'CancelBatchException', 'CancelBackwardException', 'CancelStepException', 'Callback',
-           'accuracy', 'Metric', 'AvgMetric', 'AvgLoss', 'AvgSmoothLoss', 'Perplexity', 'as_metric',
-           'TrainEvalCallback', 'NonFiniteLossError', 'TerminateOnNaN', 'Recorder', 'format_time', 'text_table_row',
-           'html_table', 'format_row', 'ProgressCallback', 'PlainAdam', 'Adam', 'SGD', 'CrossEntropyLossFlat',
-           'default_splitter', 'Learner', 'norm_bias_params', 'even_mults', 'lr_per_group', 'SchedCos', 'SchedLin',
-           'SchedExp', 'SchedNo', 'combine_scheds', 'combined_cos', 'slanted_triangular', 'ParamScheduler',
-           'ModelResetter', 'RNNRegularizer', 'GradientClip', 'cpu_has_native_bf16', 'MixedPrecision', 'LRFinder',
-           'valley', 'SaveModelCallback', 'register_model_builder', 'record_build', 'build_model', 'InferenceData',
-           'load_learner', 'set_seed']
+__all__ = ['EVENTS', 'norm_types', 'SuggestedLRs', 'MODEL_BUILDERS', 'INFERENCE_LEARNERS', 'BatchList', 'DataLoaders',
+           'toy_language', 'toy_lm_dls', 'TinyLSTMLM', 'tiny_splitter', 'CancelFitException', 'CancelEpochException',
+           'CancelTrainException', 'CancelValidException', 'CancelBatchException', 'CancelBackwardException',
+           'CancelStepException', 'Callback', 'accuracy', 'Metric', 'AvgMetric', 'AvgLoss', 'AvgSmoothLoss',
+           'Perplexity', 'as_metric', 'TrainEvalCallback', 'NonFiniteLossError', 'TerminateOnNaN', 'Recorder',
+           'format_time', 'text_table_row', 'html_table', 'format_row', 'ProgressCallback', 'PlainAdam', 'Adam', 'SGD',
+           'CrossEntropyLossFlat', 'default_splitter', 'Learner', 'norm_bias_params', 'even_mults', 'lr_per_group',
+           'SchedCos', 'SchedLin', 'SchedExp', 'SchedNo', 'combine_scheds', 'combined_cos', 'slanted_triangular',
+           'ParamScheduler', 'ModelResetter', 'RNNRegularizer', 'GradientClip', 'cpu_has_native_bf16', 'MixedPrecision',
+           'LRFinder', 'valley', 'SaveModelCallback', 'register_model_builder', 'record_build', 'build_model',
+           'InferenceData', 'load_learner', 'set_seed']
 
 # %% ../nbs/04_learner.ipynb #8f2e2f45
 class BatchList:
@@ -250,7 +253,6 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
         "Smoothed train loss per batch, and valid loss at each epoch end."
-        import matplotlib.pyplot as plt
         fig, ax = plt.subplots()
         ax.plot(range(skip_start, len(self.losses)), self.losses[skip_start:], label='train')
         if with_valid:
@@ -261,7 +263,6 @@ class Recorder(Callback):
 
     def plot_sched(self):
         "Learning rate (last group) and momentum at every training step."
-        import matplotlib.pyplot as plt
         fig, axs = plt.subplots(1, 2, figsize=(8, 3))
         axs[0].plot(self.lrs); axs[0].set_title('lr'); axs[1].plot(self.moms); axs[1].set_title('mom')
         for a in axs: a.set_xlabel('step')
@@ -412,11 +413,6 @@ def default_splitter(model: nn.Module) -> list:
     "One layer group holding every parameter."
     return [list(model.parameters())]
 
-def _listify(cbs) -> list:
-    "None -> [], one callback -> [it], an iterable -> a list."
-    if cbs is None: return []
-    return [cbs] if isinstance(cbs, Callback) else list(cbs)
-
 class Learner:
     "Trains `model` on `dls`: the loop and its events; schedules, precision, files and the rest are callbacks or methods."
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None, opt_func: Callable = Adam,
@@ -434,7 +430,7 @@ class Learner:
         self.show_table, self.skip_iters = True, 0     # skip_iters: training batches to pass over (a resumed fit)
         metrics = [] if metrics is None else ([metrics] if callable(metrics) or isinstance(metrics, Metric) else list(metrics))
         self.recorder = Recorder(metrics)
-        self.cbs = [TrainEvalCallback(), TerminateOnNaN(), self.recorder, ProgressCallback()] + _listify(cbs)
+        self.cbs = [TrainEvalCallback(), TerminateOnNaN(), self.recorder, ProgressCallback()] + listify(cbs)
         device = getattr(dls, 'device', None)
         if device is not None: self.model.to(device)   # predict and get_preds work before any fit, on the data's device
 
@@ -622,7 +618,7 @@ def fit(self: Learner, n_epoch: int, lr: float | slice | None = None, wd: float 
     if wd is not None: self.set_hyper('wd', wd)
     self.set_hyper('lr', self.lr if lr is None else lr)
     self.n_epoch, self.start_epoch, self.loss = n_epoch, start_epoch, None
-    extra = _listify(cbs); self.cbs += extra
+    extra = listify(cbs); self.cbs += extra
     try:
         self.callback('before_fit')
         try:
@@ -700,7 +696,7 @@ def fit_one_cycle(self: Learner, n_epoch: int, lr_max: float | slice | None = No
     lr_max = lr_per_group(self.lr if lr_max is None else lr_max, self.n_groups)
     scheds = {'lr': combined_cos(pct_start, lr_max / div, lr_max, lr_max / div_final),
               'mom': combined_cos(pct_start, *(self.moms if moms is None else moms))}
-    self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + _listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
 # %% ../nbs/04_learner.ipynb #b4e10016
 @patch
@@ -829,6 +825,7 @@ class LRFinder(ParamScheduler):
         unwrap_model(learn.model).load_state_dict(self.saved['model'])
         learn.opt.load_state_dict(self.saved['opt'])
 
+# %% ../nbs/04_learner.ipynb #b9d3cf8e
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> tuple:
     "fastai's valley suggestion: the lr inside the longest decreasing stretch of the loss curve."
     n = len(losses)
@@ -842,6 +839,7 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> tuple:
     idx = max_start + int(sections) + int(sections / 2)
     return float(lrs[idx]), float(losses[idx])
 
+# %% ../nbs/04_learner.ipynb #b9d3cf90
 SuggestedLRs = namedtuple('SuggestedLRs', ['valley'])
 SuggestedLRs.__doc__ = "What `lr_find` suggests: `valley`, a learning rate in the steep part of the loss curve."
 
@@ -859,7 +857,6 @@ def lr_find(self: Learner, start_lr: float = 1e-7, end_lr: float = 10., num_it: 
     if len(losses) < 2: lrs, losses = self.recorder.lrs, self.recorder.losses
     sugg_lr, sugg_loss = valley(lrs, losses)
     if show_plot:
-        import matplotlib.pyplot as plt
         fig, ax = plt.subplots()
         ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('Learning Rate'); ax.set_ylabel('Loss')
         ax.plot(sugg_lr, sugg_loss, 'o', color='C1', label=f'valley: {sugg_lr:.2e}'); ax.legend()
@@ -980,11 +977,13 @@ class SaveModelCallback(Callback):
         elif not self.every_epoch and self.saved: learn.load(self.fname, with_opt=False)
 
 # %% ../nbs/04_learner.ipynb #4d10c276
-MODEL_BUILDERS: dict = {}
+MODEL_BUILDERS: dict = {}       # name -> function(**config) that builds the model
+INFERENCE_LEARNERS: dict = {}   # name -> function(model, data, rules) that wraps it in the right Learner
 
-def register_model_builder(name: str, builder: Callable[..., nn.Module]) -> None:
-    "Make `builder(**config)` available to `load_learner` under `name`."
+def register_model_builder(name: str, builder: Callable[..., nn.Module], make_learner: Callable | None = None) -> None:
+    "Make `builder(**config)` available to `load_learner` under `name`; `make_learner(model, data, rules)` wraps it."
     MODEL_BUILDERS[name] = builder
+    if make_learner is not None: INFERENCE_LEARNERS[name] = make_learner
 
 def record_build(model: nn.Module, builder: str, **config) -> nn.Module:
     "Remember on `model` how to rebuild it: `builder` (a registered name) and JSON-able `config`."
@@ -998,7 +997,6 @@ def build_model(builder: str, config: dict, module: str | None = None) -> nn.Mod
     # The export file names the module that registered its builder (a later chapter's): importing it registers the
     # builder, and this chapter needs to know nothing of the models built on it. Only this package's own modules.
     if builder not in MODEL_BUILDERS and module and module.split('.')[0] == __name__.split('.')[0]:
-        import importlib
         importlib.import_module(module)
     if builder not in MODEL_BUILDERS:
         raise KeyError(f"No model builder named {builder!r}; known: {sorted(MODEL_BUILDERS)}. "
@@ -1032,8 +1030,8 @@ def export(self: Learner, fname: str | Path = 'export.pth') -> Path:
              'model': {k: v.cpu() for k, v in model.state_dict().items()}}
     return atomic_write(self.path/fname, lambda f: torch.save(state, f))
 
-def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
-    "Rebuild an exported Learner for inference: registered builder + weights, loaded with weights_only=True."
+def load_learner(fname: str | Path, cpu: bool = True, rules: list | None = None) -> Learner:
+    "Rebuild an exported Learner for inference (weights_only=True); `rules`: custom text rules it was exported with."
     fname = Path(fname)
     if not fname.exists(): raise FileNotFoundError(f"No exported learner at {fname}")
     device = 'cpu' if cpu or not torch.cuda.is_available() else 'cuda'
@@ -1046,7 +1044,8 @@ def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
     model.to(device).eval()
     dls = InferenceData(json.loads(state['vocab']), device, **json.loads(state['extras']))
     dls.files = {k: bytes(v.cpu().numpy()) for k, v in state.get('files', {}).items()}   # e.g. a SentencePiece model
-    return Learner(dls, model, quiet=True)
+    make = INFERENCE_LEARNERS.get(state['builder'])   # a text model comes back as a text learner (chapters 05, 06)
+    return make(model, dls, rules) if make is not None else Learner(dls, model, quiet=True)
 
 # %% ../nbs/04_learner.ipynb #a1f60f14
 def set_seed(s: int, reproducible: bool = False) -> None:
@@ -1061,7 +1060,6 @@ def distrib_ctx(self: Learner, backend: str | None = None):
     "Train under torchrun: init the process group, wrap the model in DDP, shard the training batches (appendix E)."
     world = num_distrib()
     if world <= 1: yield self; return
-    import torch.distributed as dist
     created = not dist.is_initialized()
     dev = distrib_device(self.dls.device)
     if created: dist.init_process_group(backend or ('nccl' if dev.type == 'cuda' else 'gloo'))

@@ -226,7 +226,7 @@ class SentencePieceTokenizer:
         self.model_type = model_type
         # fastai trains under ./tmp of whatever folder you stand in; we keep trained models in the course's home
         self.cache_dir = Path(cache_dir) if cache_dir is not None else ulmfit_home()/'sentencepiece'
-        self.char_coverage = char_coverage if char_coverage is not None else (0.99999 if lang in eu_langs else 0.9987)
+        self.char_coverage = char_coverage if char_coverage is not None else (0.99999 if lang in eu_langs else 0.9998)
         self.special_toks = list(defaults.text_spec_tok if special_toks is None else special_toks)
         self._sp = None
 
@@ -281,7 +281,10 @@ def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000, specia
 class TensorText(torch.Tensor):
     "A tensor of token ids, printed as fastai's `TensorText`; operations on it give plain tensors."
     __torch_function__ = torch._C._disabled_torch_function_impl   # no subclass propagation: no cost in the model
-    def __repr__(self) -> str: return torch.Tensor.__repr__(self.as_subclass(torch.Tensor)).replace('tensor', type(self).__name__, 1)
+    def __new__(cls, x, dtype: torch.dtype | None = None, device: torch.device | str | None = None):
+        # as fastai's: built from a list of ids it holds integers (`torch.Tensor([1, 2])` would hold floats)
+        return torch.as_tensor(x, dtype=dtype, device=device).as_subclass(cls)
+    # printing needs nothing of ours: PyTorch prints a subclass under its class name, rows aligned (`TensorText([...])`)
 
 class LMTensorText(TensorText):
     "The ids of a language model's input batch, printed as fastai's `LMTensorText`."
