@@ -1,12 +1,16 @@
 "Run by torchrun in tests/test_distributed.py: a tiny AWD-LSTM language model trained under learn.distrib_ctx()."
-import sys, os, torch
-sys.path.insert(0, os.path.dirname(__file__))
-from ulmfit_lit.learner import Learner, set_seed, accuracy, ModelResetter
+import os
+import sys
+
+import torch
+
+from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, get_language_model
+from ulmfit_lit.data import LMDataLoader, TextDataLoaders
+from ulmfit_lit.learner import Learner, ModelResetter, accuracy, set_seed
+
 
 def lm_learner(path):
     "The same tiny LM and data in every process: bs=8 streams of 10 tokens, no dropout, seeded shuffles."
-    from ulmfit_lit.data import LMDataLoader, TextDataLoaders
-    from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, get_language_model
     g = torch.Generator().manual_seed(0)
     docs = [torch.randint(2, 30, (int(n),), generator=g).numpy() for n in torch.randint(20, 60, (60,), generator=g)]
     train = LMDataLoader(docs[:50], bs=8, seq_len=10, shuffle=True, seed=0)
@@ -15,6 +19,7 @@ def lm_learner(path):
     set_seed(0)
     model = get_language_model(AWD_LSTM, 30, dict(awd_lstm_lm_config, emb_sz=16, n_hid=24, n_layers=2), drop_mult=0.)
     return Learner(dls, model, cbs=[ModelResetter()], metrics=accuracy, path=path, quiet=True)
+
 
 if __name__ == '__main__':
     out = sys.argv[1]

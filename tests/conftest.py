@@ -1,8 +1,10 @@
 """Shared fixtures: every test runs against a temporary ULMFIT_LIT_HOME, never the user's real home."""
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,6 +18,68 @@ def home(tmp_path, monkeypatch):
     h = tmp_path/'home'
     monkeypatch.setenv('ULMFIT_LIT_HOME', str(h))
     return h
+
+
+@pytest.fixture(scope='session')
+def sample_df():
+    "The shipped IMDb sample's texts.csv (1,000 reviews: label, text, is_valid) as a DataFrame, read from the archive."
+    with tarfile.open(REPO/'ulmfit_lit'/'sample'/'imdb_sample.tgz') as tf:
+        m = next(m for m in tf.getmembers() if m.name.endswith('texts.csv'))
+        return pd.read_csv(tf.extractfile(m))
+
+
+def _imdb_like_folder(df: pd.DataFrame, root: Path, n_unsup: int = 20) -> Path:
+    "A folder in IMDb's layout (train|test/pos|neg/*.txt, unsup/*.txt) made from rows of the sample (label, text, is_valid)."
+    for i, row in df.iterrows():
+        folder = root/('test' if row.is_valid else 'train')/('pos' if row.label == 'positive' else 'neg')
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder/f'{i}_0.txt').write_text(row.text, encoding='utf-8')
+    (root/'unsup').mkdir(parents=True)
+    for i, text in enumerate(df.text[:n_unsup]): (root/'unsup'/f'{i}_0.txt').write_text(text[::-1], encoding='utf-8')
+    return root
+
+
+@pytest.fixture(scope='session')
+def imdb_like_folder():
+    "`imdb_like_folder(df, root, n_unsup=20)` writes a small IMDb-layout folder (unsup: reviews reversed) and returns it."
+    return _imdb_like_folder
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 (a free port), in a thread: `srv.files[name] = bytes` serves a file at
+    `srv.url(name)`; `srv.cut[name] = n` sends its full Content-Length but only the first n bytes, then closes.
+    `srv.requests` lists the paths asked for."""
+    import http.server, threading
+    files, cut, requests = {}, {}, []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            name = self.path.lstrip('/')
+            if name not in files: return self.send_error(404)
+            data = files[name]
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:cut.get(name, len(data))])
+        def log_message(self, *args): pass
+
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.files, srv.cut, srv.requests = files, cut, requests
+    srv.url = lambda name: f'http://127.0.0.1:{srv.server_port}/{name}'
+    yield srv
+    srv.shutdown(); srv.server_close()
+
+
+@pytest.fixture
+def unreachable_url():
+    "`url(name)`: an address on 127.0.0.1 where nothing listens (a port just freed), so a download is refused at once."
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    return lambda name: f'http://127.0.0.1:{port}/{name}'
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,8 @@
-"""Bad input, crash safety and integration checks of ulmfit_lit.awd_lstm (the parity checks live in nbs/03_awd_lstm)."""
-import json, pickle, warnings
+"""ulmfit_lit.awd_lstm (chapter 03): bad input, crash safety and integration checks (more parity checks live in
+nbs/03_awd_lstm): checkpoints that do not fit, the vocab pickle, training behaviour, fastai's random draws."""
+import json
+import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ulmfit_lit.awd_lstm import (AWD_LSTM, SentenceEncoder, WeightDropout, awd_lstm_clas_split, awd_lstm_lm_split,
+from ulmfit_lit.awd_lstm import (AWD_LSTM, WeightDropout, _packed, awd_lstm_clas_split, awd_lstm_lm_split,
                                  check_state_dict, get_language_model, get_text_classifier, load_itos,
                                  load_pretrained_lm, match_embeds)
+import copy
+from torch import nn
+from ulmfit_lit.awd_lstm import SigmoidRange, awd_lstm_clas_config, sigmoid_range
 
 FX = Path(__file__).parent / 'fixtures' / 'awd_tiny'
 CFG = json.loads((FX / 'config.json').read_text())
@@ -235,7 +241,6 @@ def test_check_state_dict_accepts_fastai_dicts():
 
 def test_packed_weights_are_one_buffer_and_give_the_same_lstm():
     "The GPU path packs the weights into one buffer (cuDNN's layout); checked here on the CPU: same storage, same result."
-    from ulmfit_lit.awd_lstm import _packed
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(3, 4, batch_first=True)
     ws = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
@@ -289,3 +294,110 @@ def test_padded_row_starts_from_zero_state():
         alone, _ = enc(x[1:2, 8:20])
     torch.testing.assert_close(out[1, 8:20], alone[0])
     assert mask[2].all() and (out[2] == 0).all()
+
+
+SMALL = dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2)
+
+
+@pytest.mark.parametrize('batch_first', [True, False])
+def test_weight_dropout_follows_the_wrapped_lstm(batch_first):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(5, 7, batch_first=batch_first)
+    ref = torch.nn.LSTM(5, 7, batch_first=batch_first); ref.load_state_dict(lstm.state_dict())
+    wd = WeightDropout(lstm, 0.5).eval()             # eval: no dropout, so it must equal the plain LSTM
+    x = torch.randn(3, 4, 5)                         # (bs, sl, 5) or (sl, bs, 5)
+    bs = 3 if batch_first else 4
+    state = (torch.zeros(1, bs, 7), torch.zeros(1, bs, 7))
+    out, (h, c) = wd(x, state)
+    out_ref, (h_ref, c_ref) = ref(x, state)
+    assert torch.allclose(out, out_ref, atol=1e-6) and torch.allclose(h, h_ref, atol=1e-6)
+    with pytest.raises(ValueError, match='inputs of size 5'): wd(torch.randn(3, 4, 6), state)
+    with pytest.raises(ValueError, match='hidden state'): wd(x, (torch.zeros(1, bs, 8), torch.zeros(1, bs, 8)))
+
+
+def test_weight_dropout_shows_the_raw_weights_after_wrapping():
+    lstm = nn.LSTM(5, 7)
+    raw = lstm.weight_hh_l0.detach().clone()
+    wd = WeightDropout(lstm, 0.4)
+    assert torch.equal(wd.module.weight_hh_l0, raw) and torch.equal(wd.weight_hh_l0_raw, raw)
+    assert 'module.weight_hh_l0' not in wd.state_dict()            # only for looking at: checkpoints stay as they were
+
+
+def test_weight_dropout_fastai_facts_in_training():
+    torch.manual_seed(0)
+    wd = WeightDropout(nn.LSTM(5, 7), 0.4)
+    raw = wd.weight_hh_l0_raw.detach().clone()
+    x, h = torch.randn(10, 20, 5), (torch.zeros(1, 20, 7), torch.zeros(1, 20, 7))
+    out, _ = wd(x, h)
+    out.sum().backward()
+    dropped = wd.module.weight_hh_l0
+    assert 0.2 <= float((dropped == 0).float().mean()) <= 0.6
+    assert torch.equal(wd.weight_hh_l0_raw, raw)                    # the raw weights are untouched
+    assert wd.weight_hh_l0_raw.requires_grad and wd.weight_hh_l0_raw.grad is not None
+    assert ((wd.weight_hh_l0_raw.grad == 0) & (dropped == 0)).any()
+    assert (wd.weight_hh_l0_raw.grad[dropped == 0] == 0).all()      # dropped entries get no gradient at all
+    kept = dropped != 0
+    assert torch.allclose(dropped[kept], raw[kept] / 0.6)           # kept ones scaled by 1/(1-p)
+
+
+def test_weight_dropout_shown_matrix_is_the_one_used():
+    torch.manual_seed(1)
+    wd = WeightDropout(nn.LSTM(3, 4, batch_first=True), 0.5)
+    x, h = torch.randn(2, 6, 3), (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+    out, _ = wd(x, h)
+    plain = nn.LSTM(3, 4, batch_first=True)
+    with torch.no_grad():
+        for n in ('weight_ih_l0', 'bias_ih_l0', 'bias_hh_l0'): getattr(plain, n).copy_(getattr(wd.module, n))
+        plain.weight_hh_l0.copy_(wd.module.weight_hh_l0)
+        assert torch.allclose(plain(x, h)[0], out, atol=1e-6)
+    out2, _ = wd(x, h)                                              # a new call, a new mask, a new shown matrix
+    assert not torch.equal(out2, out)
+
+
+def test_weight_dropout_reset_and_eval_give_back_the_raw_weights():
+    wd = WeightDropout(nn.LSTM(5, 7), 0.5)
+    x, h = torch.randn(4, 3, 5), (torch.zeros(1, 3, 7), torch.zeros(1, 3, 7))
+    wd(x, h)
+    assert not torch.equal(wd.module.weight_hh_l0, wd.weight_hh_l0_raw)
+    wd.reset()
+    assert torch.equal(wd.module.weight_hh_l0, wd.weight_hh_l0_raw)
+    assert not wd.module.weight_hh_l0.requires_grad                 # outside the graph
+    wd(x, h); wd.eval(); wd(x, h)
+    assert torch.equal(wd.module.weight_hh_l0, wd.weight_hh_l0_raw)
+
+
+def test_awd_lstm_reset_resets_every_weight_dropout():
+    enc = AWD_LSTM(30, 8, 16, 3, weight_p=0.5)
+    enc(torch.randint(0, 30, (2, 5)))
+    assert all(not torch.equal(r.module.weight_hh_l0, r.weight_hh_l0_raw) for r in enc.rnns)
+    enc.reset()
+    assert all(torch.equal(r.module.weight_hh_l0, r.weight_hh_l0_raw) for r in enc.rnns)
+
+
+def test_model_with_weight_dropout_still_deepcopies_and_moves():
+    model = get_text_classifier(AWD_LSTM, 30, 2, config=SMALL)
+    model(torch.randint(2, 30, (3, 9)))[0].sum().backward()         # a training call leaves a shown dropped matrix
+    twin = copy.deepcopy(model)                                     # (a tensor with a graph could not be deep-copied)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
+    twin.half().float().eval()
+    with torch.no_grad(): twin(torch.randint(2, 30, (2, 9)))
+
+
+def test_sigmoid_range():
+    x = torch.linspace(-20, 20, 9)
+    assert torch.allclose(sigmoid_range(x, -1., 3.), -1 + 4 * torch.sigmoid(x))
+    y = SigmoidRange(0, 5)(torch.randn(4, 2) * 10)
+    assert y.shape == (4, 2) and (y >= 0).all() and (y <= 5).all()
+    assert list(SigmoidRange(0, 5).parameters()) == []
+
+
+def test_get_text_classifier_y_range_squashes_the_head_output():
+    torch.manual_seed(0); scores = get_text_classifier(AWD_LSTM, 30, 2, config=SMALL).eval()
+    torch.manual_seed(0); rated = get_text_classifier(AWD_LSTM, 30, 2, config=SMALL, y_range=(-2, 3)).eval()
+    assert list(rated.state_dict()) == list(scores.state_dict())
+    assert isinstance(rated[1].layers[-1], SigmoidRange) and not isinstance(scores[1].layers[-1], SigmoidRange)
+    x = torch.randint(2, 30, (4, 15))
+    with torch.no_grad():
+        got, want = rated(x)[0], -2 + 5 * torch.sigmoid(scores(x)[0])
+    assert torch.allclose(got, want, atol=1e-6)
+    assert (got > -2).all() and (got < 3).all()

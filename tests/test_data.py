@@ -1,22 +1,20 @@
-"""Chapter 02 (data loading): bad input, fastai's reference batches, no-copy reads, and the full-IMDb checks."""
-import json, os, random, tarfile, time
+"""ulmfit_lit.data (chapter 02): fastai's reference batches, no-copy reads, sharding for several processes, bad input,
+the tutorial's calls on the IMDb sample, and the full-IMDb checks."""
+import json
+import random
+import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from ulmfit_lit.data import (LMDataLoader, SortedDL, TextDataLoaders, DataBlock, TextBlock, CategoryBlock,
-                             GrandparentSplitter, RandomSplitter, ColSplitter, get_text_files, parent_label)
+from ulmfit_lit.corpus import get_text_files
+from ulmfit_lit.data import CategoryBlock, DataBlock, LMDataLoader, RandomSplitter, SortedDL, TextBlock, TextDataLoaders
+from ulmfit_lit.data import pad_docs, pad_input_chunk
+from ulmfit_lit.fastai_compat import pad_chunk
 
 FIXTURES = Path(__file__).parent / 'fixtures'
-SAMPLE = Path(__file__).resolve().parents[1] / 'ulmfit_lit' / 'sample' / 'imdb_sample.tgz'
-
-
-@pytest.fixture(scope='module')
-def sample_df():
-    with tarfile.open(SAMPLE) as tf: return pd.read_csv(tf.extractfile('imdb_sample/texts.csv'))
 
 
 def write_folder(root: Path, layout: dict) -> Path:
@@ -63,6 +61,20 @@ def test_lm_epochs_cover_every_token_once():
         assert len(runs) == len(set(runs))   # each document appears as one contiguous run
         assert all(stream.count(d) == len(docs[d]) for d in runs[:-1])
 
+def test_lm_shard_gives_each_process_whole_streams():
+    "Sharding an LM loader (for DDP) gives each process whole streams: batch k+1 of a row continues batch k of that row."
+    docs = [np.arange(i * 100, i * 100 + n) for i, n in enumerate([37, 52, 41, 60, 45])]
+    full = LMDataLoader(docs, bs=4, seq_len=6)
+    parts = [full.shard(r, 2) for r in range(2)]
+    for part in parts:
+        batches = list(part)
+        assert all(x.shape[0] == 2 for x, _ in batches)
+        for (x0, y0), (x1, _) in zip(batches, batches[1:]):
+            assert torch.equal(x1[:, 0], y0[:, -1])         # the stream goes on where the last batch's target ended
+    for (xf, yf), (xa, _), (xb, _) in zip(full, *parts):
+        assert torch.equal(xf[0::2], xa) and torch.equal(xf[1::2], xb)   # together, exactly the full batches
+    with pytest.raises(ValueError, match='divisible by 3'): full.shard(0, 3)
+
 def test_lm_too_little_text():
     with pytest.raises(ValueError, match='too few for bs=64'): LMDataLoader([np.arange(10)], bs=64)
 
@@ -71,7 +83,7 @@ def test_lm_too_little_text():
 def test_sorted_dl_train_epoch():
     rng = np.random.default_rng(0)
     docs = [np.full(int(n), 5) for n in rng.integers(1, 300, size=1000)]
-    dl = SortedDL(docs, labels=[0] * 1000, bs=8, seq_len=72, shuffle=True, seed=0)
+    dl = SortedDL(docs, labels=[0] * 1000, bs=8, seq_len=72, shuffle=True, drop_last=True, seed=0)
     batches = list(dl.batches())
     assert len(batches) == len(dl) == 1000 // 8
     lens = dl.lens
@@ -194,7 +206,7 @@ def test_sorted_dl_matches_fastai():
     r = json.loads((FIXTURES / 'sorteddl.json').read_text())
     docs = [np.full(n, i + 2) for i, n in enumerate(r['lens'])]
     which = lambda x: [int(row[row != 1][0]) - 2 for row in x]
-    train = SortedDL(docs, r['labels'], bs=8, seq_len=72, shuffle=True)
+    train = SortedDL(docs, r['labels'], bs=8, seq_len=72, shuffle=True, drop_last=True)   # as fastai's training DL
     valid = SortedDL(docs, r['labels'], bs=8, seq_len=72)
     assert (len(train), len(valid)) == (r['len_train'], r['len_valid'])
     np.random.seed(0)
@@ -218,3 +230,91 @@ def test_lm_two_epochs_and_random_splitter_match_fastai():
     state = torch.get_rng_state()
     RandomSplitter(0.1, seed=7)(list(range(80)))
     assert torch.equal(state, torch.get_rng_state())   # a seeded split leaves torch's global generator alone
+
+
+T = torch.tensor
+
+
+def same(a: list, b: list) -> bool:
+    "Two lists of samples hold the same values (tensors compared by value, other fields with ==)."
+    if len(a) != len(b): return False
+    for sa, sb in zip(a, b):
+        if len(sa) != len(sb): return False
+        for x, y in zip(sa, sb):
+            if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+                if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)): return False
+                if x.tolist() != y.tolist(): return False
+            elif x != y: return False
+    return True
+
+
+def test_one_batch_on_every_loader(home, sample_df):
+    df = sample_df.groupby('is_valid').head(60).reset_index(drop=True)
+    dls_lm = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=8)
+    dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_col='is_valid',
+                                  text_vocab=dls_lm.vocab, bs=8)
+    x, y = dls_lm.train.one_batch()
+    assert x.shape == y.shape == (8, 72)
+    x, y = dls.valid.one_batch()
+    assert x.shape[0] == 8 and y.shape == (8,)
+    (x,) = dls.test_dl(['one text', 'and another']).one_batch()
+    assert x.shape[0] == 2
+
+
+def test_pad_docs_is_pad_chunk_row_by_row():
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(2, 50, n) for n in (1, 5, 17, 40, 72, 73, 150)]
+    for pad_first in (True, False):
+        batch = pad_docs(docs, pad_idx=1, pad_first=pad_first, seq_len=16)
+        rows = [pad_chunk(torch.from_numpy(d), 1, pad_first, 16, pad_len=150).tolist() for d in docs]
+        assert batch.tolist() == rows
+
+
+def test_pad_input_chunk_fastai_facts():
+    samples = [(T([1, 2, 3, 4, 5, 6]), 1), (T([1, 2, 3]), 2), (T([1, 2]), 3)]
+    assert same(pad_input_chunk(samples, pad_idx=0, seq_len=2),
+                [(T([1, 2, 3, 4, 5, 6]), 1), (T([0, 0, 1, 2, 3, 0]), 2), (T([0, 0, 0, 0, 1, 2]), 3)])
+    no_label = [(s[0],) for s in samples]
+    assert same(pad_input_chunk(no_label, pad_idx=0, seq_len=2, pad_first=False),
+                [(T([1, 2, 3, 4, 5, 6]),), (T([1, 2, 3, 0, 0, 0]),), (T([1, 2, 0, 0, 0, 0]),)])
+
+
+def test_pad_input_chunk_n_inp_pads_every_input_to_one_length():
+    out = pad_input_chunk([(T([1, 2, 3, 4, 5, 6]), T([1, 2]), 1)], pad_idx=0, seq_len=2, n_inp=2)
+    assert same(out, [(T([1, 2, 3, 4, 5, 6]), T([0, 0, 0, 0, 1, 2]), 1)])
+    out = pad_input_chunk([(T([1, 2, 3, 4, 5, 6]), T([1, 2]), 1)], pad_idx=0, seq_len=3, n_inp=2)
+    assert same(out, [(T([1, 2, 3, 4, 5, 6]), T([0, 0, 0, 1, 2, 0]), 1)])
+    # the longest input may be in the second field of another sample
+    out = pad_input_chunk([(T([5]), T([6]), 'a'), (T([7, 8]), T([1, 2, 3, 4]), 'b')], pad_idx=0, seq_len=2, n_inp=2)
+    assert same(out, [(T([0, 0, 5, 0]), T([0, 0, 6, 0]), 'a'), (T([0, 0, 7, 8]), T([1, 2, 3, 4]), 'b')])
+    with pytest.raises(ValueError, match='n_inp'): pad_input_chunk([(T([1]), 0)], n_inp=0)
+
+
+def test_sorted_dl_batches_are_pad_input_chunk_of_its_documents():
+    docs = [np.full(n, i + 2) for i, n in enumerate([3, 10, 7, 1, 12, 5])]
+    dl = SortedDL(docs, labels=[0, 1, 0, 1, 0, 1], bs=3, seq_len=4)
+    for (x, y), b in zip(dl, dl.batches()):
+        want = pad_input_chunk([(docs[p], int(dl.labels[p])) for p in b], seq_len=4)
+        assert x.tolist() == [s[0].tolist() for s in want] and y.tolist() == [s[1] for s in want]
+
+
+DOCS = [np.arange(1000 * d, 1000 * d + n) for d, n in enumerate([23, 7, 41, 15, 30, 12])]
+
+
+def test_lm_loader_accepts_the_right_lens():
+    lens = [len(d) for d in DOCS]
+    plain = [(x.tolist(), y.tolist()) for x, y in LMDataLoader(DOCS, bs=4, seq_len=10)]
+    given = [(x.tolist(), y.tolist()) for x, y in LMDataLoader(DOCS, bs=4, seq_len=10, lens=lens)]
+    assert given == plain
+    assert given == [(x.tolist(), y.tolist()) for x, y in LMDataLoader(DOCS, bs=4, seq_len=10, lens=np.array(lens))]
+    sub = LMDataLoader(DOCS, bs=2, seq_len=5, doc_idxs=[4, 0], lens=[30, 23])      # the lengths of the docs it reads
+    assert len(sub) == len(LMDataLoader(DOCS, bs=2, seq_len=5, doc_idxs=[4, 0]))
+
+
+def test_lm_loader_wrong_lens_are_a_clear_error():
+    with pytest.raises(ValueError, match='lens holds 5 lengths for 6 documents'):
+        LMDataLoader(DOCS, bs=4, lens=[23, 7, 41, 15, 30])
+    with pytest.raises(ValueError, match=r'lens\[2\] is 40 but that document has 41 tokens'):
+        LMDataLoader(DOCS, bs=4, lens=[23, 7, 40, 15, 30, 12])
+    with pytest.raises(ValueError, match=r'lens\[0\] is 23 but that document has 30 tokens'):
+        LMDataLoader(DOCS, bs=2, doc_idxs=[4, 0], lens=[23, 30])      # lens in the order of doc_idxs

@@ -1,19 +1,53 @@
-"""Chapter 04: what is awkward in a notebook: crash safety, bad input, NaN, optimizer equivalence in a real fit,
-fine_tune's two phases, printed output, precision on CPU, exports that unpickle no code."""
-import os, sys, math, json, signal, subprocess, warnings, pickle
+"""ulmfit_lit.learner (chapter 04): what is awkward in a notebook: crash safety, bad input, NaN, optimizer
+equivalence in a real fit, fine_tune's two phases, printed output, precision on CPU (and its fallbacks), exports that
+unpickle no code; and the loop with chapter 03's AWD-LSTM: fastai's per-group lrs at every step and its freezing."""
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import warnings
 from pathlib import Path
-import numpy as np, pytest, torch
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
 from torch import nn
-sys.path.insert(0, os.path.dirname(__file__))
-from _toys import regression_dls, toy_lm_dls, TinyLM, tiny_splitter, DLs, ListDL
-from ulmfit_lit.learner import *
+
+matplotlib.use('Agg')   # no window: lr_find draws into a figure we inspect
+import matplotlib.pyplot as plt  # noqa: E402
+
+import ulmfit_lit.learner as learner_module
+from ulmfit_lit.awd_lstm import (AWD_LSTM, awd_lstm_clas_config, awd_lstm_clas_split, awd_lstm_lm_config,
+                                 awd_lstm_lm_split, get_language_model, get_text_classifier)
+from ulmfit_lit.learner import (Adam, BatchList, Callback, CancelFitException, DataLoaders, GradientClip, Learner,
+                                MixedPrecision, ModelResetter, NonFiniteLossError, Perplexity, PlainAdam,
+                                ProgressCallback, RNNRegularizer, SaveModelCallback, TinyLSTMLM, accuracy,
+                                cpu_has_native_bf16, load_learner, lr_per_group, record_build, register_model_builder,
+                                set_seed, tiny_splitter, toy_lm_dls, valley)
+from ulmfit_lit.classifier import text_classifier_learner
+from ulmfit_lit.data import TextDataLoaders
+from ulmfit_lit.language_model import language_model_learner
+from ulmfit_lit.learner import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ONECYCLE = json.loads((ROOT/'tests'/'fixtures'/'onecycle.json').read_text())
 
+def regression_dls(n_batches=8, bs=4, n=6, seed=0) -> DataLoaders:
+    "Noisy linear regression: y = x @ w + noise, `n_batches` training batches and 2 validation ones."
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, 2, generator=g)
+    def batch():
+        x = torch.randn(bs, n, generator=g)
+        return x, x @ w + 0.01 * torch.randn(bs, 2, generator=g)
+    return DataLoaders(BatchList([batch() for _ in range(n_batches)]), BatchList([batch() for _ in range(2)]))
+
 def lm_learner(**kw):
     set_seed(0)
-    return Learner(toy_lm_dls(), TinyLM(), splitter=tiny_splitter, cbs=[ModelResetter()], quiet=True, **kw)
+    return Learner(toy_lm_dls(), TinyLSTMLM(), splitter=tiny_splitter, cbs=[ModelResetter()], quiet=True, **kw)
 
 # ---- optimizer --------------------------------------------------------------------------------------------------
 def test_adamw_equals_fastai_adam_through_one_cycle():
@@ -108,7 +142,7 @@ def test_tiny_lm_learns_toy_language_with_all_tricks():
 def test_rnn_regularizer_changes_gradient_not_reported_loss():
     a, b = lm_learner(), lm_learner()
     b.add_cb(RNNRegularizer(alpha=10., beta=10.))
-    for l in (a, b): l.fit(1, 1e-2)
+    for l in (a, b): set_seed(0); l.fit(1, 1e-2)                     # the same dropout masks in both fits
     assert a.recorder.raw_losses[0] == b.recorder.raw_losses[0]       # same first reported loss
     assert a.recorder.raw_losses[-1] != b.recorder.raw_losses[-1]     # different training
 
@@ -172,31 +206,72 @@ def test_precision_on_cpu():
     assert math.isfinite(learn.recorder.values[-1][1])
     learn = lm_learner().to_fp16()
     with pytest.warns(UserWarning, match='CUDA'): learn.fit(1, 1e-2)
-    assert learn.scaler is None and math.isfinite(learn.recorder.values[-1][1])
+    assert learn.mixed_precision.scaler is None and math.isfinite(learn.recorder.values[-1][1])
 
-class _CPUScaler(Callback):
-    "Give the learner a loss scaler on CPU: the path fp16 training takes on a GPU (scaled backward, unscale, step)."
-    order = 1
-    def before_fit(self, learn): learn.scaler = torch.amp.GradScaler('cpu', init_scale=2.**12)
+def _fit_recording_dtypes(learn, n_epoch=1, lr=1e-2):
+    "Fit `learn`, recording the dtype of the LSTM's and the head's outputs at each training forward pass; and warnings."
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: seen.append((name, (o[0] if isinstance(o, tuple) else o).dtype)))
+             for name, m in (('rnn', learn.model.rnn), ('head', learn.model.head))]
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            learn.fit(n_epoch, lr)
+    finally:
+        for h in hooks: h.remove()
+    return seen, [str(x.message) for x in w if issubclass(x.category, UserWarning)]
+
+@pytest.mark.parametrize('native', [False, True])
+def test_bf16_on_cpu_without_native_support_trains_in_float32(monkeypatch, native):
+    """`to_bf16()` on a CPU without native bfloat16 says so in one line and trains in float32 (no crash, no slow
+    emulated bf16 LSTM); on one with it, the forward pass really runs in bfloat16. `to_fp16()` on CPU: float32."""
+    if native and not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bfloat16: forcing the check True would ask oneDNN for a bf16 LSTM it lacks")
+    monkeypatch.setattr(learner_module, 'cpu_has_native_bf16', lambda: native)   # looked up by MixedPrecision.before_fit
+    learn = lm_learner().to_bf16()
+    seen, msgs = _fit_recording_dtypes(learn)
+    n_batches = len(learn.dls.train) + len(learn.dls.valid)
+    assert len(seen) == 2 * n_batches
+    if native:
+        assert {d for _, d in seen} == {torch.bfloat16} and learn.mixed_precision.active
+        assert not [m for m in msgs if 'bfloat16' in m]
+    else:
+        assert {d for _, d in seen} == {torch.float32} and not learn.mixed_precision.active
+        bf16_msgs = [m for m in msgs if 'bfloat16' in m]
+        assert len(bf16_msgs) == 1 and '\n' not in bf16_msgs[0] and 'float32' in bf16_msgs[0]   # one clear line
+    assert learn.recorder.values[-1][1] < math.log(20)                 # and it trained: below chance
+    # get_preds goes through the same precision: float32 here too when the CPU has no native bf16
+    dtypes = []
+    h = learn.model.head.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    try: learn.get_preds()
+    finally: h.remove()
+    assert set(dtypes) == {torch.bfloat16 if native else torch.float32}
+    # to_fp16 on a CPU: float16 needs CUDA, so a warning and float32, whatever the bf16 support
+    fp16 = lm_learner().to_fp16()
+    seen, msgs = _fit_recording_dtypes(fp16)
+    assert {d for _, d in seen} == {torch.float32} and not fp16.mixed_precision.active
+    assert len([m for m in msgs if 'CUDA' in m]) == 1
 
 class _GradNormSpy(Callback):
-    "Record the gradients' total norm just before the optimizer step (after GradientClip, order 20)."
-    order = 30
+    "Record the gradients' total norm just before the optimizer step (after GradientClip, order 20; before the scaler's step)."
+    order = 25
     def __init__(self): self.norms = []
     def before_step(self, learn):
         self.norms.append(torch.norm(torch.stack([p.grad.norm() for p in learn.model.parameters() if p.grad is not None])).item())
 
 def _fit_clipped(scaled: bool, clip: bool = True):
+    "A fit with a gradient spy, optionally clipping, optionally through a loss scaler on CPU (the path fp16 takes on a GPU)."
     spy = _GradNormSpy()
     learn = lm_learner()
-    learn.fit(1, 1e-2, cbs=[spy] + ([GradientClip(0.1)] if clip else []) + ([_CPUScaler()] if scaled else []))
-    return torch.cat([p.detach().flatten() for p in learn.model.parameters()]), spy.norms, learn
+    scaler = MixedPrecision(dtype=None, scaler=torch.amp.GradScaler('cpu', init_scale=2.**12)) if scaled else None
+    learn.fit(1, 1e-2, cbs=[spy] + ([GradientClip(0.1)] if clip else []) + ([scaler] if scaled else []))
+    return torch.cat([p.detach().flatten() for p in learn.model.parameters()]), spy.norms, scaler
 
 def test_loss_scaler_and_clipping_see_the_true_gradients():
     "With a GradScaler the loss is scaled by 4096 before backward; GradientClip must unscale first, then clip."
     w_plain, n_plain, _ = _fit_clipped(scaled=False)
-    w_scaled, n_scaled, learn = _fit_clipped(scaled=True)
-    assert learn.scaler.get_scale() >= 2.**12                       # the scaler was in use through the fit
+    w_scaled, n_scaled, scaler = _fit_clipped(scaled=True)
+    assert scaler.scaler.get_scale() >= 2.**12                      # the scaler was in use through the fit
     _, n_free, _ = _fit_clipped(scaled=False, clip=False)
     assert max(n_free) > 0.5                                        # without clipping the gradients are bigger than 0.1...
     assert max(n_scaled) <= 0.1 + 1e-4 and max(n_plain) <= 0.1 + 1e-4   # ...and the clip holds them to 0.1 either way
@@ -214,38 +289,20 @@ def test_save_load_roundtrip_with_optimizer(tmp_path):
     for k, v in st.items(): assert torch.equal(learn.opt.state_dict()['state'][0][k], v)
     assert not list((tmp_path/'models').glob('.*tmp'))
 
-def test_interrupted_write_keeps_old_checkpoint(tmp_path, monkeypatch):
-    learn = lm_learner(path=tmp_path)
-    learn.save('ck')
-    good = {k: v.clone() for k, v in learn.model.state_dict().items()}
-    real_save = torch.save
-    def broken_save(obj, f, *a, **k):
-        f.write(b'half a checkpoint'); raise KeyboardInterrupt   # dies mid-write
-    monkeypatch.setattr(torch, 'save', broken_save)
-    with torch.no_grad():
-        for p in learn.model.parameters(): p.add_(1.)
-    with pytest.raises(KeyboardInterrupt): learn.save('ck')
-    monkeypatch.setattr(torch, 'save', real_save)
-    learn.load('ck')
-    assert all(torch.equal(good[k], v) for k, v in learn.model.state_dict().items())
-    assert [p.name for p in (tmp_path/'models').iterdir()] == ['ck.pth']
-
 KILL_SCRIPT = r'''
-import sys, os, signal
-sys.path.insert(0, {tests!r})
-from _toys import toy_lm_dls, TinyLM, tiny_splitter
+import os, signal
 from ulmfit_lit.learner import *
 class KillMidEpoch(Callback):
     def after_batch(self, learn):
         if learn.training and learn.epoch == 1 and learn.iter == 5: os.kill(os.getpid(), signal.SIGKILL)
 set_seed(0)
-learn = Learner(toy_lm_dls(), TinyLM(), splitter=tiny_splitter, path={path!r}, quiet=True,
+learn = Learner(toy_lm_dls(), TinyLSTMLM(), splitter=tiny_splitter, path={path!r}, quiet=True,
                 cbs=[ModelResetter(), SaveModelCallback(every_epoch=True, with_opt=True), KillMidEpoch()])
 learn.fit_one_cycle(3, 1e-2)
 '''
 
 def test_run_killed_mid_epoch_leaves_loadable_checkpoint(tmp_path):
-    script = KILL_SCRIPT.format(tests=str(ROOT/'tests'), path=str(tmp_path))
+    script = KILL_SCRIPT.format(path=str(tmp_path))
     r = subprocess.run([sys.executable, '-c', script], env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
@@ -271,7 +328,7 @@ def test_load_rejects_non_checkpoints_and_pickled_code(tmp_path):
     with pytest.raises(FileNotFoundError, match='t.pth'): learn.load('missing')
 
 def test_export_and_load_learner(tmp_path):
-    register_model_builder('test_tiny_lm', lambda vocab_sz, emb, hid: TinyLM(vocab_sz, emb, hid))
+    register_model_builder('test_tiny_lm', lambda vocab_sz, emb, hid: TinyLSTMLM(vocab_sz, emb, hid))
     learn = lm_learner(path=tmp_path)
     with pytest.raises(ValueError, match='record_build'): learn.export()
     record_build(learn.model, 'test_tiny_lm', vocab_sz=20, emb=16, hid=32)
@@ -311,3 +368,158 @@ def test_progress_lines_in_a_log_file(capsys, monkeypatch):
     monkeypatch.setattr(ProgressCallback, 'log_every', 1e9)         # the default minute is never reached here
     learn.fit(1, 1e-3)
     assert 'train ' not in capsys.readouterr().err
+
+# ---- with chapter 03's AWD-LSTM: a tiny one learns the toy language; its real LM and classifier splits give fastai's
+# ---- per-group lrs, at every one-cycle step, and fastai's freezing pattern
+TINY = dict(awd_lstm_lm_config, emb_sz=16, n_hid=24, n_layers=3)     # 3 LSTM layers -> 4 LM groups
+
+def awd_lm_learner(dls, cfg=TINY, drop_mult=0.1, **kw):
+    set_seed(0)
+    model = get_language_model(AWD_LSTM, len(dls.vocab), dict(cfg), drop_mult=drop_mult)
+    return Learner(dls, model, splitter=awd_lstm_lm_split, moms=(0.8, 0.7, 0.8), quiet=True,
+                   cbs=[ModelResetter(), RNNRegularizer(alpha=2., beta=1.), GradientClip(0.1)], **kw)
+
+def test_tiny_awd_lstm_learns_toy_language():
+    learn = awd_lm_learner(toy_lm_dls(), cfg=dict(TINY, n_hid=32, n_layers=2), metrics=[accuracy, Perplexity()])
+    learn.fit_one_cycle(6, 3e-2)
+    train_loss, valid_loss, acc, ppl = learn.recorder.values[-1]
+    chance, best = math.log(20), math.log(2)
+    assert valid_loss < 0.4 * chance, valid_loss          # far below chance (3.00); the best possible is 0.69
+    assert valid_loss > best - 0.05                         # and not better than possible: no leak from x to y
+
+def test_lr_find_on_awd_lstm_plots_and_suggests():
+    learn = awd_lm_learner(toy_lm_dls())
+    n_figs = len(plt.get_fignums())
+    sug = learn.lr_find(num_it=60)
+    assert len(plt.get_fignums()) == n_figs + 1
+    ax = plt.gcf().axes[0]
+    assert ax.get_xscale() == 'log' and 'valley' in ax.get_legend().get_texts()[0].get_text()
+    assert 1e-6 < sug.valley < 1
+    plt.close('all')
+
+def test_lm_split_one_cycle_slice_matches_fastai_every_step():
+    "fastai's fit_one_cycle(1, slice(1e-2/2.6**4, 1e-2)) on an LM learner, 10 batches: lrs of all 4 groups, moms."
+    dls = toy_lm_dls(bs=4, seq_len=5, n_train=4 * 10 * 5 + 1, n_valid=41)
+    assert len(dls.train) == 10
+    learn = awd_lm_learner(dls)
+    ref = ONECYCLE['awd_lstm_lm_split']
+    assert learn.n_groups == ref['n_groups'] == 4
+    assert [len(g) for g in learn.layer_groups] == [g['n_params'] for g in ref['groups']]   # tied weight once
+    learn.fit_one_cycle(1, slice(1e-2/2.6**4, 1e-2))
+    steps = ONECYCLE['lm_learner_fit_one_cycle_1ep_slice']['steps']
+    assert len(learn.recorder.group_lrs) == len(steps)
+    for st, lrs, mom in zip(steps, learn.recorder.group_lrs, learn.recorder.moms):
+        np.testing.assert_allclose(lrs, st['lr'], rtol=1e-4)
+        np.testing.assert_allclose(mom, st['mom'], rtol=1e-4)
+
+def trainability(learn):
+    return ['trainable' if all(p.requires_grad for p in g) else 'frozen' for g in learn.layer_groups]
+
+def test_lm_split_freezing_matches_fastai():
+    learn = awd_lm_learner(toy_lm_dls())
+    ref = ONECYCLE['awd_lstm_lm_split']['requires_grad']
+    learn.freeze();       assert trainability(learn) == ref['freeze()']
+    learn.freeze_to(-2);  assert trainability(learn) == ref['freeze_to(-2)']
+    learn.freeze_to(-3);  assert trainability(learn) == ref['freeze_to(-3)']
+    learn.unfreeze();     assert trainability(learn) == ref['unfreeze()']
+
+def test_classifier_split_lrs_freezing_and_a_frozen_fit():
+    set_seed(0)
+    cfg = dict(awd_lstm_clas_config, emb_sz=16, n_hid=24, n_layers=3)
+    model = get_text_classifier(AWD_LSTM, 20, 2, seq_len=8, config=cfg)
+    g = torch.Generator().manual_seed(0)
+    def batch():
+        x = torch.randint(2, 20, (4, 16), generator=g); x[:2, :8] = 1        # two rows padded first
+        return x, (x == 7).any(1).long()
+    dls = DataLoaders(BatchList([batch() for _ in range(4)]), BatchList([batch() for _ in range(2)]),
+                      vocab=[[f'w{i}' for i in range(20)], ['a', 'b']])
+    learn = Learner(dls, model, splitter=awd_lstm_clas_split, quiet=True, metrics=accuracy)
+    ref = ONECYCLE['awd_lstm_clas_split']
+    assert learn.n_groups == ref['n_groups'] == 5
+    assert [len(g) for g in learn.layer_groups] == [g['n_params'] for g in ref['groups']]
+    learn.set_hyper('lr', slice(*ref['slice']))
+    np.testing.assert_allclose(learn.hyper('lr'), ref['lrs_for_slice'], rtol=1e-12)
+    for call in ('freeze()', 'freeze_to(-2)', 'freeze_to(-3)', 'unfreeze()'):
+        eval(f'learn.{call}'); assert trainability(learn) == ref['requires_grad'][call], call
+    learn.freeze()
+    frozen = [p.detach().clone() for p in learn.layer_groups[0]]
+    learn.fit_one_cycle(1, 1e-2)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, learn.layer_groups[0]))        # frozen stays put
+    assert len(learn.recorder.values) == 1 and learn.recorder.values[-1][2] is not None
+
+
+SMALL = dict(emb_sz=32, n_hid=64, n_layers=2)
+
+
+@pytest.fixture(scope='module')
+def text_dls(tmp_path_factory, sample_df):
+    "LM and classifier loaders on 60 + 60 reviews of the sample, with a home of the module's own while it runs."
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('ULMFIT_LIT_HOME', str(tmp_path_factory.mktemp('learner_text_home')))
+        df = sample_df.groupby('is_valid').head(60).reset_index(drop=True)
+        dls_lm = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=8)
+        dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_col='is_valid',
+                                      text_vocab=dls_lm.vocab, bs=8)
+        yield dls_lm, dls
+
+
+def test_perplexity_of_a_huge_loss_is_inf():
+    m = Perplexity(); m.total, m.count = 1000., 1
+    assert m.value == float('inf')
+    m.total = 2.
+    assert m.value == pytest.approx(math.exp(2.))
+
+
+def test_to_fp32_after_bf16_stops_autocast(text_dls):
+    _, dls = text_dls
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                    metrics=accuracy, quiet=True).to_bf16()
+    learn.fit(1, 1e-3)
+    assert learn.mixed_precision.dtype == torch.bfloat16
+    learn.to_fp32()
+    assert not hasattr(learn, 'mixed_precision') or learn.mixed_precision is None
+    preds, _ = learn.get_preds()
+    fresh = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False, quiet=True)
+    fresh.model.load_state_dict(learn.model.state_dict())
+    plain, _ = fresh.get_preds()                       # the same weights, never autocast
+    assert torch.allclose(preds, plain, atol=1e-6), (preds - plain).abs().max()
+
+
+def test_model_goes_to_the_data_device_when_the_learner_is_built(text_dls):
+    _, dls = text_dls
+    dls.to('meta')                                   # a device with no data: shows placement without a GPU
+    try:
+        learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                        quiet=True)
+        assert {p.device.type for p in learn.model.parameters()} == {'meta'}
+    finally: dls.to('cpu')
+
+
+def test_save_model_callback_never_restores_a_file_from_an_earlier_run(text_dls, tmp_path):
+    _, dls = text_dls
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(awd_lstm_clas_config, **SMALL), pretrained=False,
+                                    metrics=accuracy, path=tmp_path, quiet=True)
+    stale = {k: torch.zeros_like(v) for k, v in learn.model.state_dict().items()}
+    (tmp_path/'models').mkdir()
+    torch.save({'model': stale}, tmp_path/'models'/'model.pth')       # left by an earlier run
+    # a run whose monitor never counts as an improvement saves nothing...
+    learn.fit(1, 1e-3, cbs=[SaveModelCallback(comp=lambda new, best: False)])
+    # ...so the model keeps what it trained to, and is not replaced by the stale zeros
+    assert any(v.abs().sum() > 0 for v in learn.model.state_dict().values() if v.dtype.is_floating_point)
+
+
+def test_load_learner_needs_no_later_chapter_imported(text_dls, tmp_path):
+    "The training loop's `load_learner` imports the module the export file names, never `ulmfit_lit.all` (no circle)."
+    dls_lm, _ = text_dls
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=dict(awd_lstm_lm_config, **SMALL), pretrained=False,
+                                   path=tmp_path, quiet=True)
+    f = learn.export('lm.pth')
+    script = (f"import sys\nfrom ulmfit_lit.learner import load_learner\nl = load_learner({str(f)!r})\n"
+              "assert 'ulmfit_lit.all' not in sys.modules and 'ulmfit_lit.language_model' in sys.modules\n"
+              "print(type(l.model).__name__, l.model.build_record['builder'])")
+    r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] == 'awd_lstm_lm'
+    # a file naming a module outside this package does not get it imported
+    with pytest.raises(KeyError, match='No model builder named'): build_model('nope', {}, 'antigravity')
+    assert 'antigravity' not in sys.modules
