@@ -10,18 +10,18 @@ see bench/common.py), its LMDataLoader and SortedDL are timed on the same token 
 ours (num_workers=0: neither side gets worker processes). Medians of --runs; figures go to measurements.json
 ('dataload').
 """
-import os, sys
 import argparse, json, statistics, subprocess, tempfile, textwrap, time
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import add_common_options, fastai_python, spread, record
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ulmfit_lit.data import TextDataLoaders, LMDataLoader, SortedDL
+from ulmfit_lit.data import TextDataLoaders, LMDataLoader
 from ulmfit_lit.download import URLs, untar_data
+from ulmfit_lit.measure import fastai_python, spread
+
+from common import add_common_options, record_figures
 
 GPU_TOKENS_PER_S = 250_000   # fastai's AWD-LSTM at bs 128 on an H200
 
@@ -124,12 +124,12 @@ def main():
                    lm=dict(bs=lm_bs, seq_len=lm_sl, ours_batches_per_s=round(lm_bps)),
                    classifier=dict(bs=cl_bs, seq_len=cl_sl, ours_batches_per_s=round(cl_bps)))
     py = None if args.no_fastai else fastai_python(args.fastai_python)
-    if py is None: record('dataload', figures, args); return
+    if py is None: record_figures('dataload', figures, args); return
     cl_train = dls.train
     # fastai gets the classifier's training documents (it needs their labels) and runs both loaders on them
     figs = fastai_figures(py, _Store(cl_train), cl_train.doc_idxs, cl_train.labels, args.n, lm_bs, lm_sl, cl_bs, cl_sl,
                           args.runs)
-    if figs is None: record('dataload', figures, args); return
+    if figs is None: record_figures('dataload', figures, args); return
     ours_lm = LMDataLoader(_Store(cl_train), bs=lm_bs, seq_len=lm_sl, shuffle=True, doc_idxs=cl_train.doc_idxs, device=device)
     ours_lm_runs = time_batches(ours_lm, args.n, args.runs)[0]
     fa_lm, fa_cl, ours_lm_bps = statistics.median(figs['lm']), statistics.median(figs['clas']), statistics.median(ours_lm_runs)
@@ -138,7 +138,7 @@ def main():
     figures['same_documents'] = dict(ours_lm_batches_per_s=spread(ours_lm_runs), fastai_lm_batches_per_s=spread(figs['lm']),
                                      ours_classifier_batches_per_s=spread(cl_runs),
                                      fastai_classifier_batches_per_s=spread(figs['clas']))
-    record('dataload', figures, args)
+    record_figures('dataload', figures, args)
 
 
 class _Store:

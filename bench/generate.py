@@ -10,17 +10,16 @@ checks, on our side, that greedy generation gives the same words both ways, and 
 Median of `--runs` calls each (after a warm-up call); figures go to measurements.json ('generate').
 """
 import argparse
+import json
 import statistics
 import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd
 import torch
 
-from bench.common import add_common_options, fastai_python, spread, timed, record
+from ulmfit_lit.measure import fastai_python, spread, timed
+
+from common import add_common_options, record_figures
 
 SETUP = '''
 vocab_sz, n_words, prompt_len, runs = {vocab}, {n_words}, {prompt_len}, {runs}
@@ -72,7 +71,7 @@ def main():
     if py:
         r = subprocess.run([py, '-c', FASTAI_SNIPPET.format(setup=setup)], capture_output=True, text=True)
         if r.returncode != 0: print('fastai run failed:', r.stderr.strip().splitlines()[-1:])
-        else: fa = [float(t) for t in __import__('json').loads(r.stdout.strip().splitlines()[-1])]
+        else: fa = [float(t) for t in json.loads(r.stdout.strip().splitlines()[-1])]
 
     print(f"vocab {args.vocab:,}, prompt {args.prompt_len} tokens, {n} words at temperature 1, median of {args.runs} "
           f"predict calls, {torch.get_num_threads()} threads")
@@ -89,7 +88,7 @@ def main():
                    ours_words_per_s=round(n / statistics.median(ours), 1))
     if fa: figures.update(fastai_seconds=spread(fa), fastai_words_per_s=round(n / statistics.median(fa), 1),
                           speedup=round(speedup, 1))
-    record('generate', figures, args)
+    record_figures('generate', figures, args)
 
 
 if __name__ == '__main__':

@@ -19,24 +19,28 @@ roughly agree). `GiB` is the peak GPU memory of each. Each result is also printe
 Figures only, never asserted. fastai runs when `import fastai.text.all` works for `--fastai-python` (default:
 $FASTAI_PYTHON as for every benchmark, else this python; on the GPU machine put the carried wheels on PYTHONPATH, see bench/gpu_session.sh).
 """
-import argparse, gc, json, math, os, subprocess, sys, tempfile, time
+import argparse, gc, importlib.util, json, math, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = dict(emb_sz=32, n_hid=64, n_layers=2)      # --small: a model a CPU trains in milliseconds per step
 CATEGORIES = ['neg', 'pos']
 
 
 # ---------------------------------------------------------------- data: the packed IMDb, or a synthetic stand-in
+def pack_tool():
+    "tools/pack_imdb.py, where the packed file is written and read (loaded from its file: tools/ holds scripts)."
+    spec = importlib.util.spec_from_file_location('pack_imdb', REPO/'tools'/'pack_imdb.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
 def load_data(path: str | None, small: bool, seed: int = 0) -> dict:
     "The packed IMDb (ids, offsets, split, label, vocab); a synthetic corpus with IMDb-like lengths when there is none."
     if path and Path(path).is_file():
-        sys.path.insert(0, str(HERE))
-        from pack_imdb import load_packed
-        d = load_packed(path)
+        d = pack_tool().load_packed(path)
         d['vocab'], d['source'] = d['meta']['vocab'], str(path)
         return d
     rng = np.random.default_rng(seed)
@@ -141,7 +145,6 @@ def run_worker(impl: str, task: str, spec_file: str) -> None:
                                      CancelFitException, CrossEntropyLossFlat, awd_lstm_lm_config, awd_lstm_clas_config)
         import fastai; version = f'fastai {fastai.__version__}'
     else:
-        sys.path.insert(0, str(REPO))
         from ulmfit_lit.learner import Callback, CancelFitException
         from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
         from ulmfit_lit.language_model import language_model_learner
@@ -299,7 +302,7 @@ def parse_runs(s: str) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default=str(REPO/'.gpu'/'imdb_ids.npz.xz'),
-                    help='packed IMDb from bench/pack_imdb.py (default %(default)s; synthetic data if missing)')
+                    help='packed IMDb from tools/pack_imdb.py (default %(default)s; synthetic data if missing)')
     ap.add_argument('--device', default=None, help='cuda or cpu (default: cuda when there is one)')
     ap.add_argument('--steps', type=int, default=30, help='timed steps per configuration (default %(default)s)')
     ap.add_argument('--warmup', type=int, default=10, help='untimed steps first (default %(default)s)')
@@ -323,7 +326,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.worker: return run_worker(a.worker, a.task, a.spec)
 
-    sys.path.insert(0, str(REPO))
     import torch
     device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     cuda = device.type == 'cuda'
@@ -373,7 +375,7 @@ def main(argv=None):
                 config_overrides=SMALL_CONFIG if a.small else {}, lr=dict(lm=5e-3, clas=1e-2))
     (tmp/'spec.json').write_text(json.dumps(spec))
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    env = dict(os.environ)      # the workers import ulmfit_lit as this process does (installed, or $PYTHONPATH on a GPU)
     fa_ok = False
     if a.fastai != 'no':
         fa_ok, why = fastai_available(a.fastai_python, env)

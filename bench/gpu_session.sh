@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The one command a GPU session runs (issue 9): the throughput table (ours vs fastai, same batches, same machine),
-# then the IMDb recipe from the packed ids (forward model; the backward one and the ensemble when the budget allows).
+# The one command a GPU session runs (issue 9): the throughput table (bench/gpu.py: ours vs fastai, same batches, same
+# machine), then the IMDb recipe from the packed ids (experiments/imdb_recipe.py: forward model; the backward one and the
+# ensemble when the budget allows). It lives in bench/ as the one prepared GPU script, though its second part is an
+# experiment (accuracy as well as time).
 #
 # Before the call, in the checkout the session was started in (the device tool sends THAT checkout, not a helper's
 # worktree), make the two carried folders; both are ignored through .git/info/exclude (/.gpu/ and /.whl/):
-#   python bench/pack_imdb.py --out .gpu/imdb_ids.npz.xz      # ~2 min with the tokenizer cache; 28 MiB
+#   python tools/pack_imdb.py --out .gpu/imdb_ids.npz.xz      # ~2 min with the tokenizer cache; 28 MiB
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl fastai==2.8.12 fastcore==2.2.41 \
@@ -28,7 +30,7 @@
 # Knobs (environment): BUDGET, TABLE_LIMIT, PART (all | table | recipe), STEPS, WARMUP, LM_EPOCHS (default 1),
 # LM_LR, CLAS_FINAL_EPOCHS (default 2), DIRECTIONS (default fwd,bwd), PRECISION (default bf16), STAGE_VALID_DOCS,
 # DATA (default .gpu/imdb_ids.npz.xz), DEVICE (default cuda), SMALL (1: tiny model and data), RECIPE_ARGS (more
-# flags for bench/imdb_recipe.py). Example: `PART=recipe LM_EPOCHS=2 DIRECTIONS=fwd bash bench/gpu_session.sh`.
+# flags for experiments/imdb_recipe.py). Example: `PART=recipe LM_EPOCHS=2 DIRECTIONS=fwd bash bench/gpu_session.sh`.
 # Tried on a CPU with: OUT=/tmp/o DEVICE=cpu SMALL=1 DATA=<a small packed file> bash bench/gpu_session.sh
 set -u -o pipefail
 START=$(date +%s)
@@ -58,7 +60,7 @@ else
   export PYTHONPATH=$PWD; log "fastai wheels missing or not installable: ours only"
 fi
 # the package must import without spaCy (the machine has none)
-python3 -c "import sys; sys.modules['spacy'] = None; import ulmfit_lit.all; print('ulmfit_lit imports without spaCy')" 2>&1 | tee -a "$OUT/session.log"
+python3 -c "import sys; sys.modules['spacy'] = None; import ulmfit_lit.all, ulmfit_lit.recipe; print('ulmfit_lit imports without spaCy')" 2>&1 | tee -a "$OUT/session.log"
 
 SMALL_FLAG=""; [ "$SMALL" = 1 ] && SMALL_FLAG="--small"
 if [ "$PART" = all ] || [ "$PART" = table ]; then
@@ -70,7 +72,7 @@ fi
 if [ "$PART" = all ] || [ "$PART" = recipe ]; then
   left=$(( BUDGET - $(elapsed) ))
   log "IMDb recipe: ${left}s left (LM ${LM_EPOCHS} epoch(s), directions ${DIRECTIONS})"
-  timeout -k 10 "$left" python3 bench/imdb_recipe.py --data "$DATA" --device "$DEVICE" --precision "$PRECISION" \
+  timeout -k 10 "$left" python3 experiments/imdb_recipe.py --data "$DATA" --device "$DEVICE" --precision "$PRECISION" \
       --directions "$DIRECTIONS" --lm-epochs "$LM_EPOCHS" --lm-lr "$LM_LR" --clas-final-epochs "$CLAS_FINAL_EPOCHS" \
       --stage-valid-docs "$STAGE_VALID_DOCS" --probs-dir "$OUT" --prior-probs "$PRIOR_PROBS" --budget $(( left - 15 )) --out /tmp/imdb_recipe_models --json "$OUT/recipe.json" $SMALL_FLAG $RECIPE_ARGS \
       2>&1 | tee "$OUT/recipe.log"

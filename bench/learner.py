@@ -1,4 +1,4 @@
-"""Chapter 04 figures: (1) one optimizer step of fastai's Adam written out (PlainAdam) vs torch.optim.AdamW (the
+"""Appendix H figures: (1) one optimizer step of fastai's Adam written out (PlainAdam) vs torch.optim.AdamW (the
 for-loop, foreach and fused kernels) on an AWD-LSTM-sized parameter set; (2) the Learner's loop overhead against a
 bare PyTorch loop on the same model and batches. Prints medians of several runs, never asserts a time; figures go to
 measurements.json ('learner').
@@ -7,13 +7,14 @@ measurements.json ('learner').
 When fastai is found (--fastai-python or $FASTAI_PYTHON, see bench/common.py), its Adam step is timed on the same
 parameters in a subprocess.
 """
-import argparse, json, os, statistics, subprocess, sys, time, math
+import argparse, json, statistics, subprocess
 import torch
 from torch import nn
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from ulmfit_lit.learner import Learner, PlainAdam, ModelResetter, set_seed
 from ulmfit_lit.awd_lstm import AWD_LSTM, get_language_model, awd_lstm_lm_split
-from bench.common import add_common_options, fastai_python, spread, timed, record
+from ulmfit_lit.measure import fastai_python, spread, timed
+
+from common import add_common_options, record_figures
 
 def bench_steps(vocab, steps):
     set_seed(0)
@@ -87,4 +88,4 @@ if __name__ == '__main__':
             steps['fastai Adam (fastai 2.8.12)'] = spread(ts)
         else: print(f'  fastai: failed ({r.stderr.strip().splitlines()[-1:]})')
     loop = bench_loop(repeats=a.runs)
-    record('learner', dict(vocab=a.vocab, parameters=n_params, optimizer_step_seconds=steps, loop=loop), a)
+    record_figures('learner', dict(vocab=a.vocab, parameters=n_params, optimizer_step_seconds=steps, loop=loop), a)

@@ -11,9 +11,8 @@ the same run, alternating with ours round by round so both see the same load. Fi
 ('model'); the script never asserts a time.
 """
 import argparse, json, os, statistics, subprocess, sys, time
-from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import add_common_options, fastai_python, spread, record
+
+from common import add_common_options, record_figures   # standard library only: fastai's Python runs this file too
 
 SIZES = {
     'default': dict(vocab=60000, bs=16, bptt=70, config=None),
@@ -29,7 +28,6 @@ def build(impl: str, vocab: int, config):
         import warnings; warnings.filterwarnings('ignore')
         from fastai.text.all import AWD_LSTM, get_language_model
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from ulmfit_lit.awd_lstm import AWD_LSTM, get_language_model
     return get_language_model(AWD_LSTM, vocab, config=config)
 
@@ -57,7 +55,7 @@ def time_steps(impl: str, size: str, device: str, iters: int) -> list[float]:
 
 def run_one(py: str, impl: str, size: str, devices, iters: int) -> dict:
     "Time one implementation and size in a fresh process (so neither run inherits the other's memory state)."
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) if impl == 'ours' else '')
+    env = os.environ if impl == 'ours' else dict(os.environ, PYTHONPATH='')   # fastai's Python: its own packages only
     out = subprocess.run([py, __file__, '--impl', impl, '--json', '--iters', str(iters), '--sizes', size,
                           '--devices', *devices], capture_output=True, text=True, env=env)
     if out.returncode != 0: raise RuntimeError(f'{impl} run failed:\n{out.stderr[-2000:]}')
@@ -80,6 +78,7 @@ def main():
         print(json.dumps({k: time_steps(a.impl, k.split('/')[1], k.split('/')[0], a.iters) for k in keys})); return
     # Each size and implementation in its own process, ours and fastai alternating round by round, so that both see
     # the same load; every step of every round counts toward the median.
+    from ulmfit_lit.measure import fastai_python, spread       # not above: fastai's Python has no ulmfit_lit
     fastai_py = fastai_python(a.fastai_python) if a.impl == 'ours' else None
     times = {impl: {k: [] for k in keys} for impl in ['ours', 'fastai']}
     for _ in range(a.rounds):
@@ -99,7 +98,7 @@ def main():
         print(f'{k:<14} {n:>11} {ours:11.0f} ' + (f'{fa:13.0f}' if fa else f'{"-":>13}'))
         figures[k] = dict(tokens_per_step=n, ours_tokens_per_s=round(ours), ours_step_seconds=spread(times['ours'][k]))
         if fa: figures[k].update(fastai_tokens_per_s=round(fa), fastai_step_seconds=spread(times['fastai'][k]))
-    record('model', dict(sizes=figures), a)
+    record_figures('model', dict(sizes=figures), a)
 
 
 if __name__ == '__main__':

@@ -1,16 +1,17 @@
 """Language-model training speed on this CPU: tokens/s of one training step (forward, backward, AdamW) for a few
 AWD-LSTM sizes, full softmax against sampled softmax, float32 against bfloat16 autocast. Random batches of 64 x 70
 tokens; median (and range) of the steps after two warm-up ones. Prints one line per setting and records the table in
-measurements.json (chapter 05 shows it); asserts nothing.
+measurements.json (appendix H shows it); asserts nothing.
 
     python bench/pretrain_speed.py [--threads 2] [--no-record]"""
-import argparse, os, sys, time
+import argparse, time
 import torch
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from bench.common import record, spread
 import torch.nn.functional as F
 from ulmfit_lit.awd_lstm import AWD_LSTM, get_language_model, awd_lstm_lm_config
-from ulmfit_lit.language_model import sampled_softmax_loss
+from ulmfit_lit.measure import spread
+from ulmfit_lit.pretrain import sampled_softmax_loss
+
+from common import record_figures
 
 SETTINGS = [  # emb, hid, layers, vocab, sampled words (0: full softmax), bf16 autocast
     (200, 400, 2, 20000, 0, False), (200, 400, 2, 20000, 0, True), (400, 1152, 3, 20000, 0, False),
@@ -49,5 +50,5 @@ if __name__ == '__main__':
         rows.append(row)
         print(f"{row['model']} vocab {vocab:,} {row['softmax']:<13} {row['precision']}: {row['tokens_per_s']:8,} tokens/s "
               f"({row['tokens_per_s_range'][0]:,} to {row['tokens_per_s_range'][1]:,})", flush=True)
-    record('pretrain_speed', dict(note='one training step (forward, backward, AdamW) on random 64 x 70 batches, drop_mult 0.2; '
+    record_figures('pretrain_speed', dict(note='one training step (forward, backward, AdamW) on random 64 x 70 batches, drop_mult 0.2; '
                                   'median tokens/s over the steps after two warm-up ones, with their range', rows=rows), args)

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 import argparse, json, os, random, statistics, subprocess, tempfile, time
 
+from common import add_common_options, record_figures
+
 FASTAI_SNIPPET = r'''
 import json, sys, time, resource
 from fastai.text.all import tokenize_texts
@@ -49,10 +51,10 @@ def main():
     ap.add_argument('--n', type=int, default=5000, help='number of reviews (0: all)')
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--no-fastai', action='store_true')
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.common import add_common_options, fastai_python, spread, record
     a = add_common_options(ap).parse_args()
-    from ulmfit_lit.tokenize import tokenize_texts_to_store, SpacyTokenizer
+    from ulmfit_lit.corpus import tokenize_texts_to_store
+    from ulmfit_lit.measure import fastai_python, spread
+    from ulmfit_lit.tokenize import SpacyTokenizer
     path = a.path or default_path()
     files = pick_files(path, a.n if a.n > 0 else 10**9)
     texts = [Path(f).read_text(encoding='utf-8') for f in files]
@@ -72,7 +74,7 @@ def main():
                    ours_cpu_seconds=spread(cpus))
 
     py = None if a.no_fastai else fastai_python(a.fastai_python)
-    if py is None: record('tokenization', figures, a); return
+    if py is None: record_figures('tokenization', figures, a); return
     with tempfile.TemporaryDirectory() as d:
         inp, out = Path(d)/'texts.json', Path(d)/'out.json'
         inp.write_text(json.dumps(texts))
@@ -91,6 +93,6 @@ def main():
     print(f"identical tokens: {same}" + (f" (differ in {len(bad)} docs, e.g. {files[bad[0]]})" if bad else ''))
     figures.update(fastai_seconds=spread(fsecs), fastai_cpu_seconds=spread(fcpus), speedup=round(fs / med, 1),
                    cpu_speedup=round(fcpu / med_cpu, 1), identical_tokens=same)
-    record('tokenization', figures, a)
+    record_figures('tokenization', figures, a)
 
 if __name__ == '__main__': main()

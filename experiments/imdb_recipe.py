@@ -1,17 +1,17 @@
 """ULMFiT on the whole IMDb from the packed token ids, with no WikiText-103: time and accuracy of every stage.
 
-    python bench/imdb_recipe.py                          # forward and backward models, then their ensemble
-    python bench/imdb_recipe.py --directions fwd --lm-epochs 1 --budget 400
-    python bench/imdb_recipe.py --small                  # a few hundred reviews, a tiny model: a CPU smoke test
+    python experiments/imdb_recipe.py                          # forward and backward models, then their ensemble
+    python experiments/imdb_recipe.py --directions fwd --lm-epochs 1 --budget 400
+    python experiments/imdb_recipe.py --small                  # a few hundred reviews, a tiny model: a CPU smoke test
 
 The recipe, with the package's public API as a user would call it:
 1. a language model from random weights (`language_model_learner(..., pretrained=False)`) on the text of ALL the
    reviews (train, test and unsup: 100,000), `--lm-valid-pct` of them held out to report its accuracy/perplexity;
    `fit_one_cycle(--lm-epochs, --lm-lr)`; `save_encoder`.
 2. a classifier (`text_classifier_learner`, `load_encoder`) on the 25,000 training reviews, validated on the 25,000
-   test reviews, with fastai's tutorial schedule of gradual unfreezing (lr = --clas-lr, 2e-2 by default):
-   freeze_to(-1) 1 epoch lr; freeze_to(-2) 1 epoch slice(lr/2/2.6**4, lr/2); freeze_to(-3) 1 epoch
-   slice(lr/4/2.6**4, lr/4); unfreeze() --clas-final-epochs epochs slice(lr/20/2.6**4, lr/20).
+   test reviews, with fastai's tutorial schedule of gradual unfreezing, `ulmfit_lit.recipe.GRADUAL_UNFREEZING`
+   (lr = --clas-lr, 2e-2 by default): freeze_to(-1) 1 epoch lr; freeze_to(-2) 1 epoch slice(lr/2/2.6**4, lr/2);
+   freeze_to(-3) 1 epoch slice(lr/4/2.6**4, lr/4); unfreeze() --clas-final-epochs epochs slice(lr/20/2.6**4, lr/20).
 3. the same for the backward direction (each review read from its end), then the ensemble: the mean of the two
    models' probabilities on the test reviews.
 Loaders are built straight from the packed ids: `LMDataLoader` and `SortedDL` over a `TokenStore`, wrapped in
@@ -20,25 +20,32 @@ Loaders are built straight from the packed ids: `LMDataLoader` and `SortedDL` ov
 its seconds, the elapsed time and its accuracy; `--budget SECONDS` skips the backward direction when the forward one
 shows it would not fit; `--stage-valid-docs N` validates the stages on N test reviews to save time (the final
 accuracy is always on all 25,000). `--probs-dir` keeps each direction's test probabilities, and `--prior-probs`
-brings one direction from an earlier run (another GPU session) into the ensemble. The epoch tables of the Learner go to stdout too (`--quiet` hides them).
+brings one direction from an earlier run (another GPU session) into the ensemble. The epoch tables of the Learner go to
+stdout too (`--quiet` hides them). The packed file is made by tools/pack_imdb.py, which also reads it (`pack_tool`).
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, importlib.util, json, os, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent)); sys.path.insert(0, str(HERE))
-
 import torch
-from pack_imdb import load_packed, store_of
+
 from ulmfit_lit.data import LMDataLoader, SortedDL, TextBlock, TextDataLoaders
 from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config
 from ulmfit_lit.learner import accuracy, Perplexity, set_seed
 from ulmfit_lit.language_model import language_model_learner
 from ulmfit_lit.classifier import text_classifier_learner
+from ulmfit_lit.recipe import GRADUAL_UNFREEZING
+
+REPO = Path(__file__).resolve().parents[1]
 
 SMALL_CONFIG = dict(emb_sz=32, n_hid=64, n_layers=2)
+
+
+def pack_tool():
+    "tools/pack_imdb.py, where the packed file is written and read (loaded from its file: tools/ holds scripts)."
+    spec = importlib.util.spec_from_file_location('pack_imdb', REPO/'tools'/'pack_imdb.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
 
 
 class Clock:
@@ -126,11 +133,11 @@ def run_direction(direction: str, data: dict, store, docs: np.ndarray, a, clock:
                                     pretrained=False, metrics=accuracy, path=path, quiet=a.quiet)
     learn.load_encoder(f'{direction}_enc')
     set_precision(learn, a.precision)
-    lr, d = a.clas_lr, 2.6 ** 4
-    stages = [(-1, 1, lr), (-2, 1, slice(lr / 2 / d, lr / 2)), (-3, 1, slice(lr / 4 / d, lr / 4)),
-              (0, a.clas_final_epochs, slice(lr / 20 / d, lr / 20))]
-    for i, (group, epochs, stage_lr) in enumerate(stages):
+    lr = a.clas_lr
+    for i, (group, share) in enumerate(GRADUAL_UNFREEZING):  # as `recipe.train_classifier` runs the stages
         if -group >= learn.n_groups: continue                 # a smaller model has fewer groups to unfreeze
+        epochs = a.clas_final_epochs if group == 0 else 1
+        stage_lr = lr * share if group == -1 else slice(lr * share / 2.6**4, lr * share)
         learn.freeze_to(group)
         learn.fit_one_cycle(epochs, stage_lr)
         what = 'unfreeze' if group == 0 else f'freeze_to({group})'
@@ -162,7 +169,7 @@ def load_probs(folder: Path, direction: str) -> tuple[torch.Tensor, torch.Tensor
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--data', default=str(HERE.parent/'.gpu'/'imdb_ids.npz.xz'), help='packed IMDb (bench/pack_imdb.py)')
+    ap.add_argument('--data', default=str(REPO/'.gpu'/'imdb_ids.npz.xz'), help='packed IMDb (tools/pack_imdb.py)')
     ap.add_argument('--out', help='folder for the encoders (default: a new temporary folder)')
     ap.add_argument('--device', help='cuda or cpu (default: cuda when there is one)')
     ap.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], help='default bf16 on CUDA, fp32 on CPU')
@@ -199,8 +206,9 @@ def main(argv=None):
           f"models in {path}", flush=True)
 
     clock = Clock(device)
-    data = load_packed(a.data)
-    store = store_of(data)
+    pack = pack_tool()
+    data = pack.load_packed(a.data)
+    store = pack.store_of(data)
     docs = subset(data, a.small_docs if a.small else None, a.seed)
     n_tok = int(np.diff(data['offsets'])[docs].sum())
     clock.stage(f'load packed ids ({len(docs):,} docs)', tokens=f'{n_tok:,}')

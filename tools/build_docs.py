@@ -13,6 +13,8 @@ from nbdev.config import get_config
 from nbdev.quarto import nbdev_readme, nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
 import ast
+import json
+import re
 import nbdev.processors as processors
 
 
@@ -31,6 +33,31 @@ def _do_eval(cell):
 processors._do_eval = _do_eval
 
 
+def output_files(proc: Path) -> dict[str, str]:
+    "Each notebook's page name as Quarto writes it: the `output-file` nbdev puts in its front matter (01_data -> data)."
+    names = {}
+    for nb in proc.glob('*.ipynb'):
+        first = json.loads(nb.read_text(encoding='utf-8'))['cells'][0]
+        m = re.search(r'^output-file:\s*(\S+)', ''.join(first['source']), re.M)
+        if m: names[nb.stem] = m.group(1)
+    return names
+
+
+def name_pages(site: Path, proc: Path, doc_url: str):
+    """smalldocs names a page after its notebook (01_tokenize.html); Quarto uses the `output-file` (tokenize.html),
+    which is what nbdev's links to documented names point at, under the site's address. Rename the pages as Quarto
+    does and make every link between them relative, so the site works from any folder, a file:// path included."""
+    names = output_files(proc)
+    for stem, out in names.items():
+        if (site/f'{stem}.html').exists(): (site/f'{stem}.html').rename(site/out)
+    page_link = re.compile(r'(?<=["\'/(])(' + '|'.join(map(re.escape, names)) + r')\.(?:html|ipynb)(?=[#"\')])') if names else None
+    for f in list(site.rglob('*.html')) + list(site.rglob('*.json')) + list(site.rglob('*.xml')):
+        text = f.read_text(encoding='utf-8')
+        new = text.replace(doc_url, '')
+        if page_link: new = page_link.sub(lambda m: names[m.group(1)], new)
+        if new != text: f.write_text(new, encoding='utf-8')
+
+
 def main():
     cfg = get_config()
     root = cfg.config_path
@@ -46,6 +73,7 @@ def main():
     subprocess.run([str(smalldocs if smalldocs.exists() else 'smalldocs'), 'render', '--quiet', str(proc)], check=True)
     site = proc/cfg.doc_path.name             # nbdev.yml sets the output-dir to doc_path (_docs)
     if not site.exists(): sys.exit(f'smalldocs wrote no {site}')
+    name_pages(site, proc, f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/') + '/')
     out = root/cfg.doc_path.name
     if out.exists(): shutil.rmtree(out)
     shutil.move(str(site), str(out))

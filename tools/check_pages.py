@@ -3,9 +3,10 @@ output (a progress bar that left nothing, a blank stream), a word from outside t
 cannot know), a speed figure typed into prose, or figures rendered from measurements.json that no longer match it.
 Run by .ci/run; `python tools/check_pages.py` prints each problem with its page and cell.
 
-Figures live in one file, measurements.json, written by the bench scripts and the recorded runs. A page shows them
-through a cell marked `#| echo: false` that reads the file and returns a Markdown object; this check re-runs each such
-cell and compares its Markdown with the committed output, so a page cannot keep a figure the file no longer holds."""
+Figures live in one file, measurements.json, written by the bench/ and experiments/ scripts and the recorded runs. A
+page shows them through a cell marked `#| echo: false` that reads the file and returns a Markdown object; this check
+re-runs each such cell and compares its Markdown with the committed output, so a page cannot keep a figure the file no
+longer holds."""
 import ast, json, os, re, sys
 from pathlib import Path
 
@@ -25,6 +26,28 @@ SPEED_IN_PROSE = re.compile(r'\b\d[\d.,]*\s?[x×](?=\W|$)(?! ?\d)|\b\d[\d.,]* ti
                             r'|\b\d[\d.,]* (tokens|words|texts|batches|reviews|steps)( ?/ ?s\b| a second| per second)'
                             r'|\b\d[\d.,]* ?ms\b')
 
+# what a reader should never see on a page: paths of the machine the page was run on, Python's raw reprs of objects
+# (a widget printed as text, an open file, an address), floats printed with every digit
+MACHINE_PATH = re.compile(r'(?<![\w.])(/root/|/tmp/|/work/|/home/\w+/|/private/var/|[A-Z]:\\Users\\)')
+RAW_REPR = re.compile(r'\b[VH]Box\(|\b\w*Progress\(|<_io\.\w+|\bobject at 0x[0-9a-f]+|<function \w+ at 0x|<bound method ')
+LONG_FLOAT = re.compile(r'(?<![\w.])\d+\.\d{7,}(?![\d])')
+RICH = {'text/html', 'text/markdown', 'image/png', 'image/svg+xml'}
+
+def documented_names(cell) -> list[str]:
+    "The names a cell puts on its page as doc entries: public names of an export cell, and explicit show_doc calls."
+    src = ''.join(cell['source'])
+    if cell['cell_type'] != 'code': return []
+    names = re.findall(r'^\s*show_doc\(([\w.]+)', src, re.M)
+    if re.search(r'^#\|\s*exports?\b', src, re.M):
+        try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
+        except SyntaxError: return names
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and not node.name.startswith('_'):
+                is_patch = any(getattr(d.func if isinstance(d, ast.Call) else d, 'id', None) == 'patch' for d in node.decorator_list)
+                owner = node.args.args[0].annotation if is_patch and node.args.args else None
+                names.append(f"{ast.unparse(owner)}.{node.name}" if owner is not None else node.name)
+    return names
+
 def rendered_markdown(src: str, cwd: Path) -> str:
     "Run a figure cell's code from the notebook's folder and return the Markdown its last expression makes."
     from IPython.display import Markdown
@@ -42,11 +65,18 @@ def is_figure_cell(cell) -> bool:
     src = ''.join(cell['source'])
     return cell['cell_type'] == 'code' and bool(re.search(r'^#\|\s*echo:\s*false', src, re.M)) and 'measurements.json' in src
 
-def problems(nb_path: Path) -> list[str]:
+def problems(nb_path: Path, documented: dict | None = None) -> list[str]:
+    "Every problem of one page; `documented` maps names to the page that documents them, across pages."
     nb, found = json.loads(nb_path.read_text(encoding='utf-8')), []
+    documented = {} if documented is None else documented
     for i, cell in enumerate(nb['cells']):
         src = ''.join(cell['source'])
         where = f"{nb_path.name} cell {i}"
+        for name in documented_names(cell):
+            if name in documented: found.append(f"{where}: {name} is documented twice (also {documented[name]})")
+            else: documented[name] = where
+        if cell['cell_type'] == 'markdown' and MACHINE_PATH.search(src):
+            found.append(f"{where}: a path of one machine ({MACHINE_PATH.search(src).group(0)!r})")
         for pat in BANNED:
             if re.search(pat, src, re.I): found.append(f"{where}: words from outside the course: {pat!r}")
         if cell['cell_type'] == 'markdown':
@@ -62,7 +92,11 @@ def problems(nb_path: Path) -> list[str]:
             elif out['output_type'] == 'stream' and out.get('name') == 'stderr' and 'Traceback' in _text(out):
                 found.append(f"{where}: a traceback on stderr")
             elif out['output_type'] in ('stream', 'display_data', 'execute_result'):
-                data = out.get('data', {})
+                data, text = out.get('data', {}), _text(out)
+                if MACHINE_PATH.search(text): found.append(f"{where}: an output shows a path of one machine ({MACHINE_PATH.search(text).group(0)!r})")
+                if not (set(data) & RICH) and RAW_REPR.search(text):
+                    found.append(f"{where}: an output is a raw repr ({RAW_REPR.search(text).group(0)!r}): hide it or print something readable")
+                if LONG_FLOAT.search(text): found.append(f"{where}: an unformatted float ({LONG_FLOAT.search(text).group(0)}): round it")
                 if out['output_type'] == 'stream' and not _text(out).strip():
                     found.append(f"{where}: an empty output")
                 elif data and set(data) <= {'text/html', 'text/plain'} and not _text(out).strip():
@@ -72,7 +106,8 @@ def problems(nb_path: Path) -> list[str]:
     return found
 
 if __name__ == '__main__':
-    all_found = [p for nb in sorted(NBS.glob('*.ipynb')) for p in problems(nb)]
+    documented = {}
+    all_found = [p for nb in sorted(NBS.glob('*.ipynb')) for p in problems(nb, documented)]
     for p in all_found: print(p)
     print(f"{len(all_found)} problem(s) in {len(list(NBS.glob('*.ipynb')))} pages")
     sys.exit(1 if all_found else 0)

@@ -1,8 +1,8 @@
 """Pack the whole IMDb as token ids in ONE small file, for a GPU machine that has no spaCy and little upload room.
 
-    python bench/pack_imdb.py                                  # $ULMFIT_LIT_HOME's IMDb -> .gpu/imdb_ids.npz.xz
-    python bench/pack_imdb.py --src /work/scratch/imdb --out .gpu/imdb_ids.npz.xz
-    python bench/pack_imdb.py --check .gpu/imdb_ids.npz.xz     # load it back and print what it holds
+    python tools/pack_imdb.py                                  # $ULMFIT_LIT_HOME's IMDb -> .gpu/imdb_ids.npz.xz
+    python tools/pack_imdb.py --src /work/scratch/imdb --out .gpu/imdb_ids.npz.xz
+    python tools/pack_imdb.py --check .gpu/imdb_ids.npz.xz     # load it back and print what it holds
 
 Tokenization is the package's, done the way `TextDataLoaders.from_folder(path, is_lm=True)` does it: every `.txt`
 under the folder (train, test and unsup: 100,000 reviews) goes through `TextBlock.from_folder` (cached next to the
@@ -14,14 +14,14 @@ max_vocab 60000). The file holds, for every document in `get_text_files` order:
   label    int8, index into meta['categories'] (neg, pos), -1 for unsup
   meta     the JSON of {vocab, splits, categories, names (file paths relative to the folder), settings}
 as an uncompressed `.npz` (numpy's own format, read with allow_pickle=False) squeezed with xz (lzma): about half the
-size zlib gives. `load_packed` reads it back. Prints the sizes and the time each step took.
+size zlib gives. `load_packed` reads it back (and `store_of` makes it a `TokenStore`): bench/gpu.py and
+experiments/imdb_recipe.py load this file to use them, so the format is written down once. Prints the sizes and the
+time each step took.
 """
-import argparse, io, json, lzma, os, sys, time
+import argparse, io, json, lzma, os, time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SPLITS = ['train', 'test', 'unsup']
 CATEGORIES = ['neg', 'pos']
@@ -72,7 +72,7 @@ def save_packed(data: dict, out: Path, preset: int = 6) -> Path:
 def load_packed(file: Path) -> dict:
     "Read a file written by `save_packed`: ids, offsets, split, label (numpy arrays) and meta (dict)."
     file = Path(file)
-    if not file.is_file(): raise FileNotFoundError(f"no packed IMDb at {file}: make it with `python bench/pack_imdb.py`")
+    if not file.is_file(): raise FileNotFoundError(f"no packed IMDb at {file}: make it with `python tools/pack_imdb.py`")
     with lzma.open(file, 'rb') as f: raw = f.read()
     with np.load(io.BytesIO(raw), allow_pickle=False) as z:
         data = {k: z[k] for k in ('ids', 'offsets', 'split', 'label')}
