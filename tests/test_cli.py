@@ -135,15 +135,16 @@ def test_cli_demo_prints_its_results_on_stdout(tmp_path, tiny_pretrained):
     assert lines[0].startswith('accuracy on the same 200 validation reviews')
     rows = lines[1:4]
     assert [re.sub(r'\s+[\d.]+\s+\d+s$', '', l) for l in rows] == [
-        'ULMFiT from the pretrained LM, 800 labels', 'the same AWD-LSTM from scratch, 800 labels',
+        'ULMFiT from the pretrained LM, 800 labels', 'the same AWD-LSTM from scratch, 800 labels, 25 steps',
         'bag of words, 800 labels']
     assert all(0 < float(l.split()[-2]) < 1 for l in rows)
     assert float(rows[2].split()[-2]) > 0.6                          # the bag of words learns from 800 reviews
     assert lines[4].startswith('always the most common label (negative)') and lines[4].endswith('0.535')
-    reviews = lines[5:8]
+    assert lines[5].startswith('# from scratch: about 25 steps')           # says the from-scratch fit was cut short
+    reviews = lines[6:9]
     assert [l.split(maxsplit=3)[-1] for l in reviews] == DEMO_REVIEWS
     assert all(l.split()[0] in ('positive', 'negative') and l.split()[2] in ('right', 'WRONG') for l in reviews)
-    assert lines[8].startswith('# done in') and len(lines) == 9
+    assert lines[9].startswith('# done in') and len(lines) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ['home', 'tmp']   # nothing written where it was run
     # the stages' checkpoints did not stay behind in the temporary folder (torch's own compile cache may)
     assert [p.name for p in tmp.iterdir() if not p.name.startswith('torchinductor')] == []

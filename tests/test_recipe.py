@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from ulmfit_lit.awd_lstm import AWD_LSTM, awd_lstm_clas_config, awd_lstm_lm_config
+from ulmfit_lit.baseline import pooled_features
 from ulmfit_lit.language_model import language_model_learner, pretrained_sizes
-from ulmfit_lit.recipe import (GRADUAL_UNFREEZING, SIZES, balanced_subset, dls_from_source, fine_tune_lm,
+from ulmfit_lit.learner import BatchList, DataLoaders, Learner
+from ulmfit_lit.recipe import (GRADUAL_UNFREEZING, SIZES, FinalValidationOnly, balanced_subset, dls_from_source, fine_tune_lm,
+                               fit_head_on_features,
                                label_settings, model_configs, run_summary, train_classifier, ulmfit_pipeline,
                                valid_subset)
 
@@ -89,13 +92,27 @@ def test_balanced_subset_takes_as_many_of_each_class(data):
 
 
 def test_label_settings_give_about_the_steps_they_promise():
-    for n in (50, 100, 200):             # the head alone, about 100 steps of batches of 16
+    for n in (50, 100, 200):             # the head alone on cached features, about 100 steps of batches of 16
         u = label_settings(n)['ulmfit']
-        assert (u['bs'], u['n_stages']) == (16, 1) and u['stage_epochs'] * n / 16 >= 100
+        assert (u['bs'], u['n_stages']) == (16, 0) and u['head_epochs'] >= 10 and u['head_epochs'] * (n // 16) >= 96
     for n in (400, 800):                 # four stages of about 25 steps of batches of 32
         u = label_settings(n)['ulmfit']
-        assert (u['bs'], u['n_stages']) == (32, 4) and 20 <= u['stage_epochs'] * n / 32 <= 30
-    assert label_settings(100)['scratch']['epochs'] * 100 / 32 >= 400                  # the scratch model: 400 steps
+        assert (u['bs'], u['n_stages'], u['head_epochs']) == (32, 4, 0) and 20 <= u['stage_epochs'] * n / 32 <= 30
+    for n in (50, 100, 200, 400, 800, 1600, 3200):   # from scratch: at least 120 steps and 2 epochs
+        sc = label_settings(n)['scratch']
+        assert sc['epochs'] >= 2 and sc['epochs'] * (n // sc['bs']) >= 120
+
+
+def test_final_validation_only_skips_all_validations_but_the_last():
+    "The demo's from-scratch fits validate once, at the end: the epochs before have no validation figures."
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)) for _ in range(3)]
+    learn = Learner(DataLoaders(BatchList(batches), BatchList(batches[:1])), torch.nn.Linear(3, 1),
+                    loss_func=torch.nn.MSELoss(), quiet=True)
+    learn.fit(3, 1e-2, cbs=[FinalValidationOnly()])
+    assert [v[1] is None for v in learn.recorder.values] == [True, True, False]
+    learn.fit(2, 1e-2)                   # a callback passed to one fit leaves the next one alone
+    assert [v[1] is None for v in learn.recorder.values] == [False, False]
 
 
 @pytest.fixture(scope='module')
@@ -127,6 +144,22 @@ def test_train_classifier_records_each_stage_and_resume_skips_finished_ones(data
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path/'models').glob('clas_stage*.pth')} == stamps  # kept
     assert json.loads((tmp_path/'stages.json').read_text()) == rows
     assert all(torch.equal(a, b) for a, b in zip(learn.model.state_dict().values(), again.model.state_dict().values()))
+
+
+def test_fit_head_on_features_trains_the_head_alone_and_leaves_the_encoder(data, tiny_lm, tmp_path):
+    "The few-label first stage: the encoder's weights stay as loaded, the head learns its training reviews."
+    _, clas = model_configs(None, str(tiny_lm))
+    torch.manual_seed(0)
+    learn = train_classifier(data[1], clas, tmp_path, n_stages=0, encoder=None, pretrained=str(tiny_lm), quiet=True)
+    encoder = {k: v.clone() for k, v in learn.model[0].state_dict().items()}
+    x, y = pooled_features(learn.model, learn.dls.train)
+    head = learn.model[1].layers
+    with torch.no_grad(): before = torch.nn.functional.cross_entropy(head.eval()(x), y).item()
+    fit_head_on_features(learn, epochs=30, lr=2e-2)
+    assert all(torch.equal(v, learn.model[0].state_dict()[k]) for k, v in encoder.items())
+    assert not head.training                                       # left ready to predict
+    with torch.no_grad(): after = torch.nn.functional.cross_entropy(head(x), y).item()
+    assert after < 0.8 * before, (before, after)                   # the head fitted its 120 reviews
 
 
 def test_run_summary_reports_what_the_predictions_say(data):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .awd_lstm import encoder_of, masked_concat_pool
+from .awd_lstm import masked_concat_pool
 from .data import SortedDL
 
 # %% auto #0

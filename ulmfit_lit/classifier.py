@@ -6,20 +6,18 @@
 from __future__ import annotations
 
 import html
-import warnings
-from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastcore.basics import patch
 from torch import nn
 
-from .awd_lstm import AWD_LSTM, clean_raw_keys, encoder_of, get_text_classifier, model_meta, scale_dropout
+from .awd_lstm import AWD_LSTM, encoder_of, get_text_classifier, model_meta, scale_dropout
 from .data import show_table
 from .distributed import unwrap_model
-from .language_model import InferenceTextData, TextLearner, pretrained_files, pretrained_sizes, resolve_pretrained
+from .language_model import TextLearner, pretrained_files, pretrained_sizes, resolve_pretrained
 from .learner import Adam, record_build, register_model_builder
 from .tokenize import decode_tokens
 
@@ -55,14 +53,7 @@ def _clas_builder(vocab_sz: int, n_class: int, seq_len: int, config: dict, lin_f
     return get_text_classifier(AWD_LSTM, vocab_sz, n_class, seq_len, config, 1., lin_ftrs, ps, max_len=max_len,
                                y_range=y_range)
 
-def _clas_for_inference(model: nn.Module, info, rules: list | None) -> TextClassifierLearner:
-    "An exported classifier as a `TextClassifierLearner` that tokenizes new text as before."
-    data = InferenceTextData.from_export(info, rules)
-    learn = TextClassifierLearner(data, model, quiet=True)
-    learn.backwards = data.backwards
-    return learn
-
-register_model_builder('awd_lstm_clas', _clas_builder, _clas_for_inference)
+register_model_builder('awd_lstm_clas', _clas_builder, TextClassifierLearner.for_inference)
 
 # %% ../nbs/06_classifier.ipynb #832f7565
 def text_classifier_learner(dls, arch=AWD_LSTM, seq_len: int = 72, config: dict | None = None,
@@ -120,7 +111,6 @@ class ClassificationInterpretation:
 
     def plot_confusion_matrix(self, figsize=(4, 4)):
         "Plot the confusion matrix with its counts."
-        import matplotlib.pyplot as plt
         cm = self.confusion_matrix()
         fig, ax = plt.subplots(figsize=figsize)
         ax.imshow(cm, cmap='Blues')

@@ -26,7 +26,7 @@ from fastcore.basics import patch
 import ulmfit_lit
 from .download import ulmfit_home
 from .files import atomic_folder, atomic_write
-from .tokenize import (BOS, FLD, TK_MAJ, TK_UP, SpacyTokenizer, TokenStore, WordTokenizer, apply_rules,
+from .tokenize import (FLD, TK_MAJ, TK_UP, SpacyTokenizer, TokenStore, WordTokenizer, apply_rules,
                                  defaults, fix_html, lowercase, replace_all_caps, replace_maj, replace_rep,
                                  replace_wrep, rm_useless_spaces, spec_add_spaces)
 

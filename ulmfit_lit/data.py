@@ -118,16 +118,6 @@ def new(self: LMDataLoader, **kwargs) -> LMDataLoader:
     return LMDataLoader(self, **{**args, **kwargs})
 
 @patch
-def to(self: LMDataLoader, device: torch.device | str) -> LMDataLoader:
-    "Make batches on `device` from now on."
-    self.device = torch.device(device); return self
-
-@patch
-def one_batch(self: LMDataLoader) -> tuple:
-    "The first batch `(x, y)`, as fastai's loaders give it."
-    return next(iter(self))
-
-@patch
 def shard(self: LMDataLoader, rank: int, world_size: int) -> LMDataLoader:
     "Process `rank`'s share under DDP: streams rank, rank+world_size, ... of every batch, each still consecutive."
     if self.bs % world_size:
@@ -260,13 +250,13 @@ def __iter__(self: SortedDL):
 
 # %% ../nbs/02_data.ipynb #c0d20004
 @patch
-def to(self: SortedDL, device: torch.device | str) -> SortedDL:
-    "Make batches on `device` from now on."
+def to(self: LMDataLoader | SortedDL, device: torch.device | str) -> LMDataLoader | SortedDL:
+    "Make batches on `device` from now on (both kinds of loader)."
     self.device = torch.device(device); return self
 
 @patch
-def one_batch(self: SortedDL) -> tuple:
-    "The first batch, `(x, y)` (or `(x,)` without labels), as fastai's loaders give it."
+def one_batch(self: LMDataLoader | SortedDL) -> tuple:
+    "The first batch, `(x, y)` (or `(x,)` for unlabelled texts), as fastai's loaders give it."
     return next(iter(self))
 
 @patch
@@ -459,37 +449,6 @@ class DataBlock:
             return [self.get_y(row) for _, row in items.iterrows()]
         return [self.get_y(o) for o in items]
 
-# %% ../nbs/02_data.ipynb #a95e70fe
-@patch
-def dataloaders(self: DataBlock, source, path='.', bs: int = 64, val_bs: int | None = None, seq_len: int | None = None,
-                shuffle: bool = True, device: torch.device | str | None = None) -> TextDataLoaders:
-    "Training and validation loaders for `source` (a folder or a DataFrame)."
-    tb = self.text_block
-    seq_len = tb.seq_len if seq_len is None else seq_len
-    items = self.items(source)
-    train_idxs, valid_idxs = self.split(items)
-    corpus, doc_of_item = tb.tokenize(items)
-    vocab = tb.make_vocab(corpus)
-    store = corpus.numericalize(vocab)
-    train_docs, valid_docs = doc_of_item[train_idxs], doc_of_item[valid_idxs]
-    val_bs = bs if val_bs is None else val_bs
-    if tb.is_lm:
-        train = LMDataLoader(store, bs=bs, seq_len=seq_len, shuffle=shuffle, doc_idxs=train_docs, backwards=tb.backwards)
-        valid = LMDataLoader(store, bs=val_bs, seq_len=seq_len, doc_idxs=valid_docs, backwards=tb.backwards)
-        return TextDataLoaders(train, valid, vocab, None, text_block=tb, path=path, device=device)
-    raw = self.labels(items)
-    raw_train = [raw[i] for i in train_idxs]
-    categories = self.label_block.categories(raw_train)
-    if len(categories) < 2: raise ValueError(
-        f"DataBlock: every training label is {categories[0]!r}; a classifier needs at least two classes "
-        "(check get_y / the label column, or the folder layout).")
-    y_train = self.label_block.encode(raw_train, categories, 'training')
-    y_valid = self.label_block.encode([raw[i] for i in valid_idxs], categories, 'validation')
-    train = SortedDL(store, y_train, bs=bs, seq_len=seq_len, shuffle=shuffle, drop_last=shuffle, doc_idxs=train_docs,
-                     backwards=tb.backwards)
-    valid = SortedDL(store, y_valid, bs=val_bs, seq_len=seq_len, doc_idxs=valid_docs, backwards=tb.backwards)
-    return TextDataLoaders(train, valid, vocab, categories, text_block=tb, path=path, device=device)
-
 # %% ../nbs/02_data.ipynb #a58a9163
 def default_device() -> torch.device:
     "The GPU when there is one, else the CPU (fastai's default)."
@@ -531,6 +490,37 @@ class TextDataLoaders:
         kind = 'language model' if self.is_lm else f'classifier, {self.c} classes'
         return (f"TextDataLoaders({kind}: {len(self.train)} training and {len(self.valid)} validation batches, "
                 f"bs={self.bs}, seq_len={self.seq_len}, vocab of {len(self.tokens)}, device={self.device})")
+
+# %% ../nbs/02_data.ipynb #a95e70fe
+@patch
+def dataloaders(self: DataBlock, source, path='.', bs: int = 64, val_bs: int | None = None, seq_len: int | None = None,
+                shuffle: bool = True, device: torch.device | str | None = None) -> TextDataLoaders:
+    "Training and validation loaders for `source` (a folder or a DataFrame)."
+    tb = self.text_block
+    seq_len = tb.seq_len if seq_len is None else seq_len
+    items = self.items(source)
+    train_idxs, valid_idxs = self.split(items)
+    corpus, doc_of_item = tb.tokenize(items)
+    vocab = tb.make_vocab(corpus)
+    store = corpus.numericalize(vocab)
+    train_docs, valid_docs = doc_of_item[train_idxs], doc_of_item[valid_idxs]
+    val_bs = bs if val_bs is None else val_bs
+    if tb.is_lm:
+        train = LMDataLoader(store, bs=bs, seq_len=seq_len, shuffle=shuffle, doc_idxs=train_docs, backwards=tb.backwards)
+        valid = LMDataLoader(store, bs=val_bs, seq_len=seq_len, doc_idxs=valid_docs, backwards=tb.backwards)
+        return TextDataLoaders(train, valid, vocab, None, text_block=tb, path=path, device=device)
+    raw = self.labels(items)
+    raw_train = [raw[i] for i in train_idxs]
+    categories = self.label_block.categories(raw_train)
+    if len(categories) < 2: raise ValueError(
+        f"DataBlock: every training label is {categories[0]!r}; a classifier needs at least two classes "
+        "(check get_y / the label column, or the folder layout).")
+    y_train = self.label_block.encode(raw_train, categories, 'training')
+    y_valid = self.label_block.encode([raw[i] for i in valid_idxs], categories, 'validation')
+    train = SortedDL(store, y_train, bs=bs, seq_len=seq_len, shuffle=shuffle, drop_last=shuffle, doc_idxs=train_docs,
+                     backwards=tb.backwards)
+    valid = SortedDL(store, y_valid, bs=val_bs, seq_len=seq_len, doc_idxs=valid_docs, backwards=tb.backwards)
+    return TextDataLoaders(train, valid, vocab, categories, text_block=tb, path=path, device=device)
 
 # %% ../nbs/02_data.ipynb #8b230c27
 def _in_notebook() -> bool:

@@ -24,7 +24,7 @@ __all__ = ['pad_input', 'tensor', 'Module', 'params', 'trainable_params', 'one_p
 
 # %% ../nbs/18_fastai.ipynb #e1800007
 def tensor(x, *rest, **kwargs) -> torch.Tensor:
-    "A tensor of `x` (a list, range, list of tensors, array or number; more numbers in `rest`): integers stay int64, floats float32."
+    "A tensor of `x` (list, range, list of tensors, array or number; more numbers in `rest`): ints stay int64, floats float32."
     if rest: x = (x,) + rest
     if isinstance(x, range): x = list(x)
     if isinstance(x, (list, tuple)) and len(x) and isinstance(x[0], torch.Tensor): return torch.stack(list(x))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from fastcore.basics import listify
+from fastcore.basics import listify, patch
 from torch import nn
 
 from .data import SortedDL, TextBlock
@@ -21,8 +21,8 @@ from .distributed import unwrap_model
 from .download import URLs, archive_path, untar_data
 from .files import atomic_write, file_hash
 from .learner import (Adam, CrossEntropyLossFlat, Learner, ModelResetter, RNNRegularizer, default_splitter,
-                                load_learner, record_build, register_model_builder)
-from .tokenize import decode_spec_tokens, decode_tokens, tokenizer_from_spec
+                                record_build, register_model_builder)
+from .tokenize import decode_spec_tokens, tokenizer_from_spec
 
 # %% auto #0
 __all__ = ['IMDB_LM_SHA256', 'TextLearner', 'sample_next', 'LMStepper', 'generate_ids', 'resolve_pretrained', 'pretrained_files',
@@ -313,11 +313,12 @@ def _lm_builder(vocab_sz: int, config: dict) -> nn.Module:
     "Rebuild an AWD-LSTM language model from its recorded config (used by `load_learner`)."
     return get_language_model(AWD_LSTM, vocab_sz, config)
 
-def _lm_for_inference(model: nn.Module, info, rules: list | None) -> LMLearner:
-    "An exported language model as an `LMLearner` that tokenizes new text as before."
+@patch(cls_method=True)
+def for_inference(cls: TextLearner, model: nn.Module, info, rules: list | None = None) -> TextLearner:
+    "An exported model as a learner of this class (`LMLearner`, a classifier's) that tokenizes new text as before."
     data = InferenceTextData.from_export(info, rules)
-    learn = LMLearner(data, model, quiet=True)
+    learn = cls(data, model, quiet=True)
     learn.backwards = data.backwards
     return learn
 
-register_model_builder('awd_lstm_lm', _lm_builder, _lm_for_inference)
+register_model_builder('awd_lstm_lm', _lm_builder, LMLearner.for_inference)

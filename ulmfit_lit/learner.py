@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import html
 import importlib
 import json
@@ -1075,6 +1076,9 @@ def distrib_ctx(self: Learner, backend: str | None = None):
         yield self
         dist.barrier()   # leave together: a rank that tears down while another still communicates makes gloo abort it
     finally:
+        ddp = self.model
         self.model, self.dls, self.quiet, device = old
         if hasattr(self.dls, 'to'): self.dls.to(device)
+        self.pred = self.loss_grad = None    # the last graph holds DDP's hooks, and they hold the group
+        del ddp; gc.collect()    # free the group's gloo threads now: at interpreter exit they can abort the process
         if created: dist.destroy_process_group()

@@ -50,18 +50,13 @@ def fix_html(x: str) -> str:
 _re_rep = re.compile(r'(\S)(\1{2,})')
 def replace_rep(t: str) -> str:
     "Replace repetitions at the character level: cccc -> ' xxrep 4 c '."
-    def _replace_rep(m):
-        c, cc = m.groups()
-        return f' {TK_REP} {len(cc)+1} {c} '
-    return _re_rep.sub(_replace_rep, t)
+    return _re_rep.sub(lambda m: f' {TK_REP} {len(m[2]) + 1} {m[1]} ', t)   # m[1] the character, m[2] its repeats
 
 _re_wrep = re.compile(r'(?:\s|^)(\w+)\s+((?:\1\s+)+)\1(\s|\W|$)')
 def replace_wrep(t: str) -> str:
     "Replace word repetitions: word word word word -> ' xxwrep 4 word '."
-    def _replace_wrep(m):
-        c, cc, e = m.groups()
-        return f' {TK_WREP} {len(cc.split())+2} {c} {e}'
-    return _re_wrep.sub(_replace_wrep, t)
+    # m[1] the word, m[2] its repeats but the last, m[3] what follows the last
+    return _re_wrep.sub(lambda m: f' {TK_WREP} {len(m[2].split()) + 2} {m[1]} {m[3]}', t)
 
 # %% ../nbs/01_tokenize.ipynb #cc753224
 _re_spec = re.compile(r'([/#\\])')
@@ -76,20 +71,18 @@ def rm_useless_spaces(t: str) -> str:
 
 # %% ../nbs/01_tokenize.ipynb #4767b35a
 _re_all_caps = re.compile(r'(\s|^)([A-Z]+[^a-z\s]*)(?=(\s|$))')
+def _lower_after(marker: str):
+    "A replacement that lowers the matched word and puts `marker` before it, unless the word is a single letter."
+    return lambda m: f"{m[1]}{marker + ' ' if len(m[2]) > 1 else ''}{m[2].lower()}"   # m[1] the space before
+
 def replace_all_caps(t: str) -> str:
     "Lower words in ALL CAPS and put `xxup` before them (single capitals are only lowered)."
-    def _replace_all_caps(m):
-        tok = f'{TK_UP} ' if len(m.groups()[1]) > 1 else ''
-        return f"{m.groups()[0]}{tok}{m.groups()[1].lower()}"
-    return _re_all_caps.sub(_replace_all_caps, t)
+    return _re_all_caps.sub(_lower_after(TK_UP), t)
 
 _re_maj = re.compile(r'(\s|^)([A-Z][^A-Z\s]*)(?=(\s|$))')
 def replace_maj(t: str) -> str:
     "Lower Capitalized words and put `xxmaj` before them (single capitals are only lowered)."
-    def _replace_maj(m):
-        tok = f'{TK_MAJ} ' if len(m.groups()[1]) > 1 else ''
-        return f"{m.groups()[0]}{tok}{m.groups()[1].lower()}"
-    return _re_maj.sub(_replace_maj, t)
+    return _re_maj.sub(_lower_after(TK_MAJ), t)
 
 def lowercase(t: str, add_bos: bool = True, add_eos: bool = False) -> str:
     "Lowercase `t`, strip its ends, and add `xxbos` in front (and `xxeos` at the end if asked)."
