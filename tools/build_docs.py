@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nbdev.config import get_config
-from nbdev.quarto import nbdev_readme, nbdev_sidebar, refresh_quarto_yml
+from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
 import ast
 import json

@@ -7,7 +7,6 @@ notebook file is left as it was. The ULMFIT_LIT_HOME of the run is the Makefile'
 """
 import argparse
 import configparser
-import json
 import os
 import re
 import time
@@ -42,6 +41,8 @@ def run(nb_path: Path, run_flags: set[str], timeout: int) -> float:
             if cell.cell_type != 'code': continue
             if cell_flags(cell.source) & skip: continue
             client.execute_cell(cell, i)
+            # a live widget is only a text repr once saved (its state is not kept): the page keeps no output for it
+            cell.outputs = [o for o in cell.outputs if 'application/vnd.jupyter.widget-view+json' not in o.get('data', {})]
     nbformat.write(nb, nb_path)
     return time.time() - start
 
