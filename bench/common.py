@@ -13,7 +13,6 @@ This module imports only the standard library at import time: `bench/model.py` a
 which has no `ulmfit_lit`.
 """
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +28,8 @@ def add_common_options(parser, runs: int = 5):
     return parser
 
 
-def command() -> str:
-    "This run's command line as recorded: the script relative to the repository root, absolute paths as PATH."
-    words = [os.path.relpath(sys.argv[0], ROOT)] + ['PATH' if a.startswith('/') else a for a in sys.argv[1:]]
-    return 'python ' + ' '.join(words)
-
-
 def record_figures(section: str, figures: dict, args=None) -> None:
     "Write `figures` under `section` of measurements.json with `ulmfit_lit.measure.record`, unless `--no-record`."
     if args is not None and getattr(args, 'no_record', False): return
     from ulmfit_lit.measure import record
-    record(MEASUREMENTS, section, figures, command=command())
+    record(MEASUREMENTS, section, figures)   # the command: the script relative to the root

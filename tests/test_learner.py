@@ -33,17 +33,11 @@ from ulmfit_lit.data import TextDataLoaders
 from ulmfit_lit.language_model import language_model_learner
 from ulmfit_lit.learner import build_model
 
+from _ddp_worker import regression_dls   # the one toy regression set, shared with the DDP worker
+
 ROOT = Path(__file__).resolve().parents[1]
 ONECYCLE = json.loads((ROOT/'tests'/'fixtures'/'onecycle.json').read_text())
 
-def regression_dls(n_batches=8, bs=4, n=6, seed=0) -> DataLoaders:
-    "Noisy linear regression: y = x @ w + noise, `n_batches` training batches and 2 validation ones."
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(n, 2, generator=g)
-    def batch():
-        x = torch.randn(bs, n, generator=g)
-        return x, x @ w + 0.01 * torch.randn(bs, 2, generator=g)
-    return DataLoaders(BatchList([batch() for _ in range(n_batches)]), BatchList([batch() for _ in range(2)]))
 
 def lm_learner(**kw):
     set_seed(0)

@@ -30,6 +30,13 @@ def test_record_keeps_every_section_with_its_context(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ['measurements.json']    # written atomically: no temporary file left
 
 
+def test_record_names_the_script_relative_to_the_measurements_folder(tmp_path, monkeypatch):
+    script = tmp_path/'bench'/'speed.py'; script.parent.mkdir(); script.write_text('')
+    monkeypatch.setattr(sys, 'argv', [str(script), '--out', '/somewhere/else', '--runs', '3'])
+    record(tmp_path/'measurements.json', 'speed', {'x': 1})
+    assert json.loads((tmp_path/'measurements.json').read_text())['speed']['command'] == 'python bench/speed.py --out PATH --runs 3'
+
+
 def test_code_commit_names_the_commit_and_changes(tmp_path):
     assert code_commit(tmp_path) == 'unknown'                            # outside git
     def git(*args): return subprocess.run(['git', *args], cwd=tmp_path, check=True, capture_output=True,

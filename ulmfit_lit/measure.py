@@ -57,7 +57,9 @@ def record(file: str | Path, section: str, figures: dict, command: str | None = 
     "Write `figures` under `section` of the measurements file `file` (atomically), with the date, command and machine."
     file = Path(file)
     data = json.loads(file.read_text()) if file.exists() else {}
-    if command is None: command = 'python ' + ' '.join(['PATH' if a.startswith('/') else a for a in sys.argv])
+    if command is None:   # the script as run from the folder of `file` (the repository root), other absolute paths as PATH
+        script = os.path.relpath(sys.argv[0], file.resolve().parent) if os.path.isfile(sys.argv[0]) else sys.argv[0]
+        command = 'python ' + ' '.join([script] + ['PATH' if a.startswith('/') else a for a in sys.argv[1:]])
     data[section] = dict(date=time.strftime('%Y-%m-%d'), command=command, machine=machine(), **figures)
     atomic_write(file, json.dumps(data, indent=1) + '\n')
     print(f'recorded under {section!r} in {file.name}')
